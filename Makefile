@@ -1,0 +1,18 @@
+# The two commands of the README. Both set up what they need first (scripts/setup.sh is idempotent).
+SCALE ?= tiny
+VENV ?= .venv
+SMOLBOOK := $(VENV)/bin/smolbook
+
+.PHONY: book test setup setup-test
+book: setup
+	$(SMOLBOOK) run --scale $(SCALE)
+	$(SMOLBOOK) site --run runs/$(SCALE)
+
+test: setup-test
+	$(VENV)/bin/python -m pytest -n 2 --durations=15
+
+setup:
+	@bash scripts/setup.sh
+
+setup-test:
+	@bash scripts/setup.sh --test

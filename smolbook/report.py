@@ -1,0 +1,114 @@
+"""The report card: every chapter's headline numbers and claim verdicts in one ``report.md`` + ``report.json``.
+
+Chapters record through :class:`smolbook.Chapter` into ``DIR/records/<chapter>.json``; the runner's
+``manifest.json`` adds status and run time per notebook, the git revision and library versions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from smolbook.errors import SmolbookError
+
+STATUS_MARK = {"holds": "holds", "differs": "DIFFERS", "inconclusive": "inconclusive"}
+
+
+def collect(run_dir: str | Path) -> dict[str, Any]:
+    """Everything the report card shows, as one JSON-able dict."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise SmolbookError(f"no run folder at {run_dir}: make one with `smolbook run --scale tiny`")
+    manifest: dict[str, Any] = {}
+    if (run_dir / "manifest.json").exists():
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+    records = {}
+    for p in sorted((run_dir / "records").glob("*.json")):
+        try:
+            records[p.stem] = json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            raise SmolbookError(f"record {p} is not valid JSON ({e}); rerun its notebook with --force") from None
+    if not manifest and not records:
+        raise SmolbookError(f"{run_dir} holds no manifest.json and no records: make a run with `smolbook run`")
+    names = sorted(set(manifest.get("notebooks", {})) | set(records))
+    chapters = []
+    for name in names:
+        m = manifest.get("notebooks", {}).get(name, {})
+        r = records.get(name, {})
+        chapters.append({"name": name, "status": m.get("status", "recorded"), "seconds": m.get("seconds"),
+                         "numbers": r.get("numbers", {}), "verdicts": r.get("verdicts", [])})
+    verdicts = [dict(v, chapter=c["name"]) for c in chapters for v in c["verdicts"]]
+    counts = {s: sum(v["status"] == s for v in verdicts) for s in STATUS_MARK}
+    return {"run_dir": str(run_dir.resolve()), "scale": manifest.get("scale"), "seed": manifest.get("seed"),
+            "git_revision": manifest.get("git_revision"), "versions": manifest.get("versions", {}),
+            "started": manifest.get("started"), "finished": manifest.get("finished"),
+            "total_seconds": round(sum(c["seconds"] or 0 for c in chapters), 1),
+            "chapters": chapters, "verdicts": verdicts, "verdict_counts": counts}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(card: dict[str, Any]) -> str:
+    """The report card as Markdown."""
+    c = card["verdict_counts"]
+    lines = [
+        f"# smolbook report card: {card['scale'] or 'run'} scale", "",
+        f"Run folder `{card['run_dir']}`, seed {card['seed']}, git {card['git_revision']}, "
+        f"{card['total_seconds']:.0f}s of notebook time.", "",
+        f"**Verdicts:** {c['holds']} hold, {c['differs']} differ, {c['inconclusive']} inconclusive.", "",
+        "## Claims checked", "",
+    ]
+    if card["verdicts"]:
+        lines += ["| chapter | claim | measured | verdict |", "|---|---|---|---|"]
+        lines += [f"| {v['chapter']} | {_cell(v['claim'])} | {_cell(v['measured'])} | {STATUS_MARK[v['status']]} |"
+                  for v in card["verdicts"]]
+    else:
+        lines.append("No verdicts were recorded.")
+    lines += ["", "## Chapters", "", "| chapter | status | seconds |", "|---|---|---:|"]
+    for ch in card["chapters"]:
+        secs = "" if ch["seconds"] is None else f"{ch['seconds']:.1f}"
+        lines.append(f"| {ch['name']} | {ch['status']} | {secs} |")
+    for ch in card["chapters"]:
+        if not ch["numbers"]:
+            continue
+        lines += ["", f"### {ch['name']}", "", "| number | value | unit | note |", "|---|---:|---|---|"]
+        lines += [f"| {_cell(k)} | {_fmt(n['value'])} | {_cell(n.get('unit', ''))} | {_cell(n.get('note', ''))} |"
+                  for k, n in ch["numbers"].items()]
+    if card["versions"]:
+        lines += ["", "## Versions", "", "| package | version |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in card["versions"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(run_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.json`` into the run folder; returns both paths."""
+    card = collect(run_dir)
+    run_dir = Path(run_dir)
+    md, js = run_dir / "report.md", run_dir / "report.json"
+    md.write_text(render_markdown(card))
+    js.write_text(json.dumps(card, indent=2, default=str))
+    return md, js
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    md, js = write_report(args.run_dir)
+    print(md.read_text() if args.print else f"wrote {md} and {js}")
+    return 0
+
+
+def register_cli(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="write the report card of a run folder")
+    p.add_argument("run_dir", help="a run folder made by `smolbook run`")
+    p.add_argument("--print", action="store_true", help="print the Markdown report card")
+    p.set_defaults(func=_cmd_report)
