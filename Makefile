@@ -9,7 +9,7 @@ book: setup
 	$(SMOLBOOK) site --run runs/$(SCALE)
 
 test: setup-test
-	$(VENV)/bin/python -m pytest -n 2 --durations=15
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile --durations=15
 
 setup:
 	@bash scripts/setup.sh

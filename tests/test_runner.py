@@ -189,3 +189,9 @@ def test_interrupted_run_picks_up_where_it_stopped(book: Path, tmp_path: Path):
     write_nb(book, "01_slow", "\n# %%\nprint('fast now')\n")
     s = run_book("smoke", output=run, notebooks_dir=book, progress=False)
     assert s.skipped == ["00_first"] and s.ran == ["01_slow", "02_third"]
+
+
+def test_report_of_missing_run_names_the_command(tmp_path: Path):
+    r = smolbook("report", str(tmp_path / "nowhere"))
+    assert r.returncode == 2 and "make one with `smolbook run --scale tiny`" in r.stderr
+    assert r.stderr.strip().count("\n") == 0
