@@ -1,0 +1,245 @@
+"""`smolbook site`: a static site from a run's executed notebooks, built offline with MyST's tools.
+
+The fixture is a real run folder: two small notebooks executed with papermill (prose, math, printed
+output, a matplotlib figure, a verdict through ``Chapter``) and the report card written from their records.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import jupytext
+import nbformat
+import papermill
+import pytest
+import yaml
+
+from smolbook import site
+from smolbook.errors import SmolbookError
+from smolbook.report import write_report
+
+pytestmark = pytest.mark.slow
+
+CHAPTER_1 = '''# %% [markdown]
+# # 01 · Site fixture
+# A chapter with prose, a formula $\\eta_{\\max} = 3 \\times 10^{-3}$, a printed line and a figure.
+
+# %% tags=["parameters"]
+scale = "tiny"
+seed = 0
+output_dir = "runs/tiny"
+
+# %%
+import matplotlib.pyplot as plt
+from smolbook import Chapter
+
+book = Chapter("01_site_fixture", scale, seed, output_dir)
+print(f"fixture chapter at scale {book.scale.name}")
+
+# %%
+fig, ax = plt.subplots(figsize=(4, 3))
+ax.plot(range(10), [x * x for x in range(10)])
+ax.set_title("a measured curve")
+book.savefig(fig, "curve")
+plt.show()
+
+# %%
+book.verdict("the fixture chapter draws a figure", "one figure drawn", "holds")
+6 * 7
+'''
+
+CHAPTER_2 = '''# %% [markdown]
+# # 02 · Second fixture chapter
+# Prose only, and one printed line.
+
+# %% tags=["parameters"]
+scale = "tiny"
+seed = 0
+output_dir = "runs/tiny"
+
+# %%
+print("second chapter ran")
+'''
+
+
+def _execute(source: str, name: str, run_dir: Path) -> Path:
+    nb = jupytext.reads(source, fmt="py:percent")
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    src = run_dir / "sources" / f"{name}.ipynb"
+    src.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, src)
+    out = run_dir / "notebooks" / f"{name}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(str(src), str(out), parameters={"scale": "smoke", "output_dir": str(run_dir)},
+                               kernel_name="python3", progress_bar=False, log_output=False)
+    return out
+
+
+def make_run(root: Path) -> Path:
+    """A run folder as ``smolbook run`` leaves it (executed notebooks, records, report card), made once per
+    test session and shared by the site tests and the browser test."""
+    run_dir = root / "site_fixture_run"
+    if (run_dir / "report.md").exists():
+        return run_dir
+    _execute(CHAPTER_1, "01_site_fixture", run_dir)
+    _execute(CHAPTER_2, "02_site_second", run_dir)
+    write_report(run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_run(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def built(run_dir: Path) -> tuple[Path, float]:
+    t0 = time.perf_counter()
+    index = site.build_site(run_dir, quiet=True)
+    return index, time.perf_counter() - t0
+
+
+class _Page(HTMLParser):
+    """What a test needs from a page: its <title>, sidebar entries (links and group headings) and every
+    href/src."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.title, self.nav, self.refs, self._open = "", [], [], []
+        self.feed(text)
+
+    def _in(self, tag: str, cls: str = "") -> bool:
+        return any(t == tag and cls in c for t, c in self._open)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for key in ("href", "src"):
+            if a.get(key):
+                self.refs.append((tag, a[key]))
+        if tag in ("a", "summary") and self._in("nav", "toc"):
+            self.nav.append({"text": "", "href": a.get("href")})
+        self._open.append((tag, a.get("class") or ""))
+
+    def handle_endtag(self, tag):
+        while self._open and self._open.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data):
+        if self._in("title"):
+            self.title += data
+        elif self._in("nav", "toc") and (self._in("a") or self._in("summary")) and not self._in("span", "count"):
+            self.nav[-1]["text"] += data.strip()
+
+
+def _page(path: Path) -> _Page:
+    return _Page(path.read_text())
+
+
+def test_myst_yml_is_the_book():
+    config = yaml.safe_load((site.REPO_DIR / "myst.yml").read_text())
+    project = config["project"]
+    assert project["title"] and project["authors"] and project["description"]
+    toc = json.dumps(project["toc"])
+    order = [toc.index(s) for s in ("site/index.md", "runs/tiny/notebooks/*.ipynb", "data_cards/README.md",
+                                     "runs/tiny/report.md")]
+    assert order == sorted(order), "toc must run intro, chapters, data cards, report card"
+    links = json.dumps(config["site"]["nav"])
+    for url in ("https://huggingface.co/blog/smollm3", "https://huggingface.co/HuggingFaceTB/SmolLM3-3B",
+                "https://huggingface.co/HuggingFaceTB/SmolLM3-3B-Base",
+                "https://huggingface.co/datasets/HuggingFaceTB/smollm3-configs"):
+        assert f'"{url}"' in links
+    assert "template" not in config.get("site", {}), "the repo's myst.yml keeps the online book theme"
+
+
+def test_stage_points_toc_at_the_run(run_dir: Path, tmp_path: Path):
+    config, missing = site.stage(run_dir, tmp_path)
+    staged = yaml.safe_load((tmp_path / "myst.yml").read_text())
+    assert staged == config
+    assert Path(staged["site"]["template"], "template.yml").is_file()
+    toc = json.dumps(staged["project"]["toc"])
+    assert "runs/tiny" not in toc and "run/notebooks/*.ipynb" in toc and "run/report.md" in toc
+    assert sorted(p.name for p in (tmp_path / "run" / "notebooks").iterdir()) == \
+        ["01_site_fixture.ipynb", "02_site_second.ipynb"]
+    cards = sorted(p.name for p in (site.REPO_DIR / "data_cards").glob("*.md"))
+    assert sorted(p.name for p in (tmp_path / "data_cards").glob("*.md")) == cards
+    if "README.md" not in cards:
+        assert "data_cards/README.md" in missing
+
+
+def test_pages_follow_the_toc(run_dir: Path, built):
+    index, seconds = built
+    assert index == run_dir.resolve() / "site" / "index.html"
+    page = _page(index)
+    assert page.title == yaml.safe_load((site.REPO_DIR / "myst.yml").read_text())["project"]["title"]
+    texts = [e["text"] for e in page.nav]
+    expected = ["Introduction", "Chapters", "01 · Site fixture", "02 · Second fixture chapter"]
+    assert texts[:len(expected)] == expected
+    cards = list((site.REPO_DIR / "data_cards").glob("*.md"))
+    if cards:  # the data cards follow the chapters, each one page
+        assert texts[len(expected)] == "Data cards"
+        assert len(texts) == len(expected) + 1 + len(cards) + 1
+    assert texts[-1].startswith("smolbook report card")
+    for entry in page.nav:
+        if entry["href"]:
+            assert (index.parent / entry["href"]).is_file(), entry
+    assert seconds < 60
+
+
+def test_chapter_page_shows_executed_outputs(run_dir: Path, built):
+    index, _ = built
+    nb = json.loads((run_dir / "notebooks" / "01_site_fixture.ipynb").read_text())
+    png = next(o["data"]["image/png"] for c in nb["cells"] for o in c.get("outputs", [])
+               if "image/png" in o.get("data", {}))
+    chapter = next(p for p in index.parent.glob("*.html") if "01 · Site fixture" in p.read_text().split("</title>")[0])
+    text = chapter.read_text()
+    assert "fixture chapter at scale smoke" in text  # a printed line, with the injected parameter
+    assert re.search(r'<pre class="output-text">42</pre>', text)  # the execute_result of 6 * 7
+    assert 'class="katex"' in text  # math typeset at build time, no script needed
+    imgs = [src for tag, src in _page(chapter).refs if tag == "img"]
+    assert len(imgs) == 1
+    assert (chapter.parent / imgs[0]).read_bytes() == base64.b64decode(png)  # the run's own figure
+    assert "Download the executed notebook" in text
+
+
+def test_site_opens_offline(built):
+    index, _ = built
+    for page in index.parent.glob("*.html"):
+        for tag, ref in _page(page).refs:
+            if tag == "a" and ref.startswith("https://"):
+                continue  # outbound links to the sources; nothing the page loads
+            assert not re.match(r"^[a-z]+://", ref), f"{page.name} loads {ref}"
+            assert (page.parent / ref.split("#")[0]).exists(), f"{page.name}: {ref} is missing"
+    css = (index.parent / "_static" / "katex" / "katex.min.css").read_text()
+    fonts = set(re.findall(r"fonts/(KaTeX_[A-Za-z0-9-]+\.woff2)", css))
+    assert fonts and all((index.parent / "_static" / "katex" / "fonts" / f).exists() for f in fonts)
+
+
+def test_missing_run_folder_is_one_line_error(tmp_path: Path):
+    with pytest.raises(SmolbookError, match="smolbook run --scale tiny"):
+        site.build_site(tmp_path / "nope")
+    (tmp_path / "empty" / "notebooks").mkdir(parents=True)
+    with pytest.raises(SmolbookError, match="no executed notebooks.*smolbook run --scale tiny"):
+        site.build_site(tmp_path / "empty")
+
+def test_cli_error_is_one_line_exit_2(tmp_path: Path, capsys):
+    from smolbook.cli import main
+
+    assert main(["site", "--run", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "smolbook run --scale tiny" in err
+
+
+def test_missing_npm_packages_name_the_install_command(run_dir: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(site, "NODE_MODULES", tmp_path / "node_modules")
+    with pytest.raises(SmolbookError, match=r"mystmd.*npm ci"):
+        site.build_site(run_dir)
+
+
+def test_missing_node_names_the_install_command(run_dir: Path, monkeypatch):
+    monkeypatch.setattr(site.shutil, "which", lambda name: None)
+    with pytest.raises(SmolbookError, match=r"Node\.js.*apt-get install -y nodejs npm"):
+        site.build_site(run_dir)
