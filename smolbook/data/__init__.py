@@ -1,0 +1,40 @@
+"""The book's data: an offline corpus with held-out evaluations (smoke/tiny), the recipe's hub
+datasets streamed (small/full), the tokenizer, the stage mixtures and packed pretraining batches.
+
+    from smolbook.data import prepare, PretrainStream, DOMAINS
+    data = prepare("tiny", "runs/tiny")             # load-or-build under runs/tiny/data
+    stream = PretrainStream(data, stages=["stable", "stable-2", "decay"])
+
+Names are imported lazily (PEP 562), so ``smolbook --help`` does not pay for torch and datasets.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "smolbook.data.build": ("prepare", "PreparedData", "fingerprint"),
+    "smolbook.data.cli": ("register_cli",),
+    "smolbook.data.corpus": ("DOMAINS", "EVAL_TASKS", "GENERATOR_VERSION", "generate_corpus"),
+    "smolbook.data.mixture": ("PRETRAINING_STAGES", "Mixture", "PretrainStream", "TokenDocs", "default_boundaries",
+                              "validation_batches"),
+    "smolbook.data.packing": ("ATTN_IMPLEMENTATION", "block_causal_mask", "pack_documents", "positions_for",
+                              "segment_ids"),
+    "smolbook.data.sources": ("OFFLINE_STAND_IN", "SourceSpec", "dataset_texts", "iter_texts", "open_hub_dataset",
+                              "stand_in"),
+    "smolbook.data.tokenizer": ("SPECIAL_TOKENS", "TAG_TOKENS", "load_tokenizer", "train_bpe"),
+}
+_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'smolbook.data' has no attribute '{name}'")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,94 @@
+"""The book's tokenizer: a byte-level BPE trained on the offline corpus (smoke/tiny), or the
+recipe's Llama-3.2 tokenizer from the hub (small/full).
+
+Special tokens (choice documented here, used everywhere):
+
+* ``<|begin_of_text|>`` bos and ``<|end_of_text|>`` eos, the Llama-3 names the recipe's configs use
+  (bos_token_id 128000 / eos_token_id 128001 in stage1_8T.yaml). Pretraining appends eos after every
+  document; nothing is prepended (no post-processor), as in SmolLM3's tokenizer.
+* ``<|finetune_right_pad_id|>`` pad (Llama-3.2's pad token name).
+* ``<|im_start|>`` ``<|im_end|>``: the ChatML turn markers. SmolLM3's *chat* models stop on
+  ``<|im_end|>``; the base tokenizer keeps ``<|end_of_text|>`` as eos and the SFT chapter switches
+  eos to ``<|im_end|>``.
+* ``<think> </think> <tool_call> </tool_call> <code> </code>``: single tokens the model writes
+  itself. They are added tokens that are *not* special (decoding keeps them), as the chat module expects.
+
+The trained tokenizer has exactly ``scale.model.vocab_size`` entries including all of the above.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from smolbook.errors import SmolbookError
+
+BOS, EOS, PAD = "<|begin_of_text|>", "<|end_of_text|>", "<|finetune_right_pad_id|>"
+CHAT_MARKERS = ("<|im_start|>", "<|im_end|>")
+TAG_TOKENS = ("<think>", "</think>", "<tool_call>", "</tool_call>", "<code>", "</code>")
+SPECIAL_TOKENS = (BOS, EOS, PAD, *CHAT_MARKERS)
+ALL_RESERVED = (*SPECIAL_TOKENS, *TAG_TOKENS)
+# Llama-3's pre-tokenization split (letters, 1–3 digit numbers, punctuation runs, whitespace): the
+# trained BPE then behaves like the recipe's tokenizer at a tiny vocabulary.
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int, out_dir: str | Path, model_max_length: int = 4096):
+    """Train a byte-level BPE with ``vocab_size`` entries on ``texts``; save and return it.
+
+    Returns a ``transformers.PreTrainedTokenizerFast`` carrying the chat template; ``out_dir`` then
+    loads with ``AutoTokenizer.from_pretrained``.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from smolbook.chat import attach_template
+
+    if vocab_size < 256 + len(ALL_RESERVED) + 1:
+        raise SmolbookError(f"vocab_size {vocab_size} is too small for a byte-level BPE: it needs at least "
+                            f"{256 + len(ALL_RESERVED) + 1} (256 bytes + {len(ALL_RESERVED)} special tokens + merges)")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    # Reserving every marker as a trainer special token gives them the first ids and keeps the
+    # total vocabulary at exactly vocab_size.
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(ALL_RESERVED),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD,
+                                   extra_special_tokens=list(CHAT_MARKERS), model_max_length=model_max_length)
+    # The tags were reserved as special by the trainer; re-register them as ordinary added tokens
+    # (same ids) so decoding keeps them, as SmolLM3's tokenizer does.
+    from tokenizers import AddedToken
+    fast.backend_tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in TAG_TOKENS])
+    attach_template(fast)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(out_dir)
+    return fast
+
+
+def load_tokenizer(path_or_id: str | Path):
+    """Load a tokenizer folder or hub id with ``AutoTokenizer``; a clear SmolbookError when it cannot."""
+    from transformers import AutoTokenizer
+
+    from smolbook.chat import attach_template
+    from smolbook.data.sources import offline_scales
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path_or_id))
+    except Exception as e:  # hub/network/gated errors come in many types; the user needs one message
+        local = Path(str(path_or_id)).exists()
+        where = "the folder" if local else "the Hugging Face hub"
+        raise SmolbookError(
+            f"cannot load tokenizer '{path_or_id}' from {where} ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+            + ("" if local else "small/full scales need the hub (and access to the gated Llama-3.2 repo: "
+                                f"`hf auth login`); the offline scales ({', '.join(offline_scales())}) train their "
+                                "own tokenizer.")
+        ) from None
+    if not getattr(tok, "chat_template", None):
+        attach_template(tok)
+    return tok
