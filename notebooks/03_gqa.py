@@ -1,0 +1,114 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+#   smolbook:
+#     needs: [01_data]
+# ---
+
+# %% [markdown]
+# # 03 · Ablation: grouped-query attention
+#
+# **The claim.** SmolLM3 replaces multi-head attention (MHA) with grouped-query attention (GQA): 16 query
+# heads share 4 key/value heads, four query heads per KV head. The SmolLM3 blog reports that in its
+# ablations (a 3B model on 100B tokens of FineWeb-Edu) GQA with 4 groups matched the performance of
+# multi-head attention while cutting the KV cache, the memory that grows with context length at inference.
+# Source: <https://huggingface.co/blog/smollm3> ("Grouped Query Attention").
+#
+# **The experiment.** Three arms trained on the same data from the same seeds: MHA (one KV head per query
+# head), GQA (the recipe: 4 query heads per KV head) and MQA (one KV head for all). GQA and MQA drop key/value
+# weights, so their MLP is widened until the parameter count matches MHA's: the comparison is about how the
+# attention spends its parameters, not how many there are. MQA is a one-seed reference outside the verdict.
+
+# %% tags=["parameters"]
+scale = "tiny"
+seed = 0
+output_dir = "runs/tiny"
+
+# %%
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+
+from smolbook import Chapter
+from smolbook import ablations as abl
+from smolbook.data import prepare
+from smolbook.model import describe
+
+book = Chapter("03_gqa", scale, seed, output_dir)
+data = prepare(book.scale, output_dir)
+heads = book.scale.model.num_attention_heads
+gqa_kv = max(1, heads // 4)
+arms = [abl.Arm("MHA", model={"num_key_value_heads": heads}),
+        abl.Arm("GQA", model={"num_key_value_heads": gqa_kv}, match_params_to="MHA", recipe=True)]
+if gqa_kv > 1:  # at smoke GQA already has a single KV head
+    arms.append(abl.Arm("MQA", model={"num_key_value_heads": 1}, match_params_to="MHA", seeds=book.scale.seeds[:1]))
+
+# %% [markdown]
+# ## The runs
+# Every arm trains on `ablation_tokens` of the scale's first-stage mixture, for each of the scale's seeds.
+
+# %%
+ab = abl.run_arms("03_gqa", arms, book.scale, output_dir, data)
+display(Markdown(abl.setup_table(ab)))
+
+# %% [markdown]
+# ## Loss curves
+# Thin lines are single seeds, thick lines their mean. The validation loss is the mean over the five
+# domains of held-out documents.
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+abl.plot_metric(ab, "loss", kind="train", smooth=5, ax=axes[0], ylabel="training loss (5-step mean)")
+abl.plot_metric(ab, "valid_loss", ax=axes[1], ylabel="validation loss")
+abl.plot_final(ab, "valid_loss", ax=axes[2], ylabel="final validation loss")
+book.savefig(fig, "loss")
+plt.show()
+
+# %% [markdown]
+# ## What GQA saves: the KV cache
+# Each generated token keeps a key and a value vector per KV head in every layer. With the released 3B shape
+# (36 layers, head dim 128, bf16) that is the difference below, multiplied by the context length.
+
+# %%
+full_gqa, full_mha = describe("smollm3-3b"), describe("smollm3-3b", num_key_value_heads=16)
+kv = {a.name: ab.arm_runs(a.name)[0].kv_cache_bytes_per_token for a in ab.arms}
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+axes[0].bar(list(kv), list(kv.values()), color=[f"C{i}" for i in range(len(kv))])
+axes[0].set_ylabel(f"bytes / token ({book.scale.name})")
+ctx = [4096, 32768, 65536, 131072]
+for name, d in (("MHA", full_mha), ("GQA (recipe)", full_gqa)):
+    axes[1].plot(ctx, [d["kv_cache_bytes_per_token_bf16"] * c / 2**30 for c in ctx], "o-", label=name)
+axes[1].set(xscale="log", xlabel="context length (tokens)", ylabel="KV cache per sequence (GiB)", title="SmolLM3-3B")
+axes[1].legend()
+book.savefig(fig, "kv_cache")
+plt.show()
+for name, b in kv.items():
+    book.number(f"KV cache per token, {name} ({book.scale.name})", b, "bytes")
+book.number("KV cache per token, SmolLM3-3B GQA", full_gqa["kv_cache_bytes_per_token_bf16"], "bytes", "bf16")
+book.number("KV cache per token, SmolLM3-3B as MHA", full_mha["kv_cache_bytes_per_token_bf16"], "bytes", "bf16")
+
+# %% [markdown]
+# ## Verdict
+# The rule, fixed before the runs (`smolbook.ablations.VERDICT_RULE`):
+
+# %%
+print(abl.VERDICT_RULE)
+mha, gqa = ab.values("MHA", "valid_loss"), ab.values("GQA", "valid_loss")
+d = abl.decide(mha, gqa, claim="no_worse")
+measured = d.measured("final validation loss", "MHA", "GQA") + (
+    f"; parameters MHA {ab.arm_runs('MHA')[0].parameters:,} / GQA {ab.arm_runs('GQA')[0].parameters:,}; "
+    f"KV cache {kv['GQA'] / kv['MHA']:.2f}x of MHA's")
+for a in ab.arms:
+    s = abl.spread_summary(ab.values(a.name, "valid_loss"))
+    book.number(f"final validation loss, {a.name}", round(s["mean"], 4), "nats/token",
+                f"{s['n']} seed(s), spread {s['spread'] if s['spread'] is None else round(s['spread'], 4)}")
+    book.number(f"seconds per run, {a.name}", round(sum(r.seconds for r in ab.arm_runs(a.name)) / len(ab.arm_runs(a.name)), 1), "s")
+book.verdict("GQA (4 query heads per KV head) matches multi-head attention's loss with a smaller KV cache",
+             measured, d.status, source="https://huggingface.co/blog/smollm3")
+print(d.status, "-", measured)
