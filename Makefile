@@ -9,7 +9,8 @@ book: setup
 	$(SMOLBOOK) site --run runs/$(SCALE)
 
 test: setup-test
-	$(VENV)/bin/python -m pytest -n 2 --dist loadfile --durations=15
+	# one torch thread per pytest worker: two workers on two cores, no oversubscription
+	OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest -n 2 --dist loadfile --durations=25
 
 setup:
 	@bash scripts/setup.sh

@@ -74,6 +74,13 @@ def _make_accelerator(config: TrainConfig):
         mp = "bf16" if bf16 else "no"  # fp32 on CPU: CPU bf16 autocast is slow and breaks exact-resume checks
     else:
         mp = "bf16" if config.precision == "bf16" else "no"
+    from accelerate.state import AcceleratorState, PartialState
+
+    # accelerate keeps one process-wide state: a notebook or test that already ran another trainer (TRL's SFT, say)
+    # with other precision settings would make Accelerator() refuse. In a single process it is safe to start afresh.
+    if AcceleratorState._shared_state and AcceleratorState._shared_state.get("_mixed_precision") != mp \
+            and PartialState().num_processes == 1:
+        AcceleratorState._reset_state()
     # cpu=True on a machine without CUDA: that is how accelerate recognises torchrun's ranks as MULTI_CPU (gloo).
     return Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available())
 
@@ -127,6 +134,7 @@ def _save(accelerator, model, tokenizer, target: Path, state: dict[str, Any]) ->
     state_dict = accelerator.get_state_dict(model)
     accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state_dict, is_main_process=main,
                                                     save_function=accelerator.save)
+    accelerator.wait_for_everyone()  # every rank has written its files (RNG states) before the rename
     if main:
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
