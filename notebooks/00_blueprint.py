@@ -42,7 +42,7 @@ import pandas as pd
 
 from smolbook import Chapter
 from smolbook.recipe import CATEGORIES, facts_of, human_tokens, ledger, load_recipe, share_rows, stage_rows
-from smolbook.schedules import sample, wsd_for
+from smolbook.recipe_plots import plot_lr_schedule, plot_stage_shares
 
 book = Chapter("00_blueprint", scale, seed, output_dir)
 recipe = load_recipe()
@@ -94,49 +94,7 @@ stages
 # scale's stage boundaries.
 
 # %%
-pre = recipe.runs["pretraining"]
-colors = {"stable": "#dbe9f6", "stable-2": "#fde2c8", "decay": "#f8d0d0", "lc-32k": "#dcefd9", "lc-64k": "#e8dcf2"}
-fig, axes = plt.subplots(1, 3, figsize=(15, 3.8), gridspec_kw={"width_ratios": [2.2, 1.2, 1.2]})
-
-steps, mult = sample(3000, **pre.schedule.schedule_kwargs())
-ax = axes[0]
-ax.plot([s * pre.tokens_per_step / 1e12 for s in steps], [m * pre.schedule.learning_rate for m in mult], color="k")
-for s in recipe.pretraining_stages:
-    ax.axvspan(s.start_tokens / 1e12, s.end_tokens / 1e12, color=colors[s.name], zorder=0)
-    ax.text((s.start_tokens + s.end_tokens) / 2e12, pre.schedule.learning_rate * 0.06, f"{s.name}\n{human_tokens(s.tokens)}",
-            ha="center", fontsize=8)
-# The blog's stage boundaries (8T, 10T, 11.1T), read from the blog facts, dashed.
-for f in recipe.blog_facts:
-    if f.config in ("stable-2.start_tokens", "decay.start_tokens", "decay.end_tokens"):
-        ax.axvline(f.value / 1e12, color="tab:red", ls="--", lw=1)
-ax.plot([], [], color="tab:red", ls="--", lw=1, label="blog's boundaries")
-ax.legend(loc="lower left", fontsize=8)
-ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
-ax.set(title="Pretraining (stage1_8T → stage3_9T_11T)", xlabel="tokens (T)", ylabel="learning rate", ylim=(0, 2.3e-4))
-
-ax = axes[1]
-offset = 0.0
-for name in ("lc-32k", "lc-64k"):
-    run = recipe.runs[name]
-    steps, mult = sample(1000, **run.schedule.schedule_kwargs())
-    xs = [offset + s * run.tokens_per_step / 1e9 for s in steps]
-    ax.plot(xs, [m * run.schedule.learning_rate for m in mult], color="k")
-    ax.axvspan(xs[0], xs[-1], color=colors[name], zorder=0)
-    ax.text(xs[0] + 0.3 * (xs[-1] - xs[0]), run.schedule.learning_rate * 0.12,
-            f"{name}\nθ={run.rope_theta / 1e6:g}M\n{human_tokens(run.tokens)}", ha="center", fontsize=9)
-    offset = xs[-1]
-ax.set(title="Long context (two runs)", xlabel="tokens after pretraining (B)", ylim=(0, 2.3e-5))
-
-sc = book.scale
-kw = wsd_for(sc.pretrain_steps, sc.warmup_steps, decay_fraction=pre.schedule.decay_fraction)
-steps, mult = sample(min(2000, sc.pretrain_steps + 1), **kw)
-ax = axes[2]
-unit, div = ("M", 1e6) if sc.pretrain_tokens >= 1e6 else ("k", 1e3)
-ax.plot([s * sc.tokens_per_step / div for s in steps], [m * sc.learning_rate for m in mult], color="k")
-for name, (lo, hi) in sc.stage_token_boundaries().items():
-    ax.axvspan(lo / div, hi / div, color=colors[name], zorder=0)
-ax.set(title=f"This book at scale '{sc.name}'", xlabel=f"tokens ({unit})", ylim=(0, sc.learning_rate * 1.15))
-fig.tight_layout()
+fig = plot_lr_schedule(recipe, book.scale)
 book.savefig(fig, "lr_schedule")
 plt.show()
 
@@ -148,6 +106,7 @@ plt.show()
 # %%
 from smolbook.scales import STAGE_SHARES
 
+pre = recipe.runs["pretraining"]
 total = recipe.pretraining_stages[-1].end_tokens
 pd.DataFrame([{"stage": s.name, "configs (share of pretraining tokens)": round(s.tokens / total, 4),
                "book's scales (8 : 2 : 1.1)": round(STAGE_SHARES[s.name], 4)} for s in recipe.pretraining_stages]
@@ -185,36 +144,7 @@ shares.dropna(subset=["blog_pct"])[["stage", "bucket", "config_pct", "blog_pct",
 pd.DataFrame({s.name: {c: round(100 * v, 2) for c, v in s.category_shares().items()} for s in recipe.stages}).T[list(CATEGORIES)]
 
 # %%
-seg_names = ["web (English)", "multilingual web", "code", "math", "other"]
-seg_colors = ["#4c72b0", "#8fb0dd", "#dd8452", "#55a868", "#999999"]
-
-
-def segments(row: dict) -> list[float]:
-    return [row["web"] - row["multilingual"], row["multilingual"], row["code"], row["math"], row.get("other", 0.0) or 0.0]
-
-
-bars, y = [], 0.0
-for s in reversed(recipe.stage_names):
-    if s in blog.index:
-        bars.append((y, f"{s} · blog", segments(blog.loc[s].to_dict()), True))
-        y += 1
-    bars.append((y, f"{s} · configs", segments(pivot.loc[s].to_dict()), False))
-    y += 1.5   # a gap between stages
-fig, ax = plt.subplots(figsize=(10, 4.6))
-for y, label, segs, is_blog in bars:
-    left = 0.0
-    for value, color, name in zip(segs, seg_colors, seg_names):
-        ax.barh(y, value, left=left, color=color, alpha=0.45 if is_blog else 1.0, edgecolor="white",
-                label=name if y == 0 else None)
-        if value >= 2.5:
-            ax.text(left + value / 2, y, f"{value:.1f}", ha="center", va="center", fontsize=8,
-                    color="black" if is_blog else "white")
-        left += value
-ax.set_yticks([b[0] for b in bars], [b[1] for b in bars])
-ax.set(xlabel="share of the stage's mixture (%)", xlim=(0, 100),
-       title="Stage mixtures: released configs (solid) vs the blog (pale)")
-ax.legend(ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False)
-fig.tight_layout()
+fig = plot_stage_shares(pivot, blog)
 book.savefig(fig, "stage_shares")
 plt.show()
 

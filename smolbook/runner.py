@@ -213,6 +213,8 @@ def execute(book: Notebook, run_dir: Path, params: dict[str, Any], progress: boo
         str(source_ipynb), str(executed), parameters=params, kernel_name="python3",
         progress_bar={"desc": f"  {book.name}", "leave": False} if progress else False,
         cwd=str(book.path.parent.parent),
+        # The kernel's own start-up warnings (e.g. about its local TCP transport) are noise in a book run.
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
     source_ipynb.unlink(missing_ok=True)
     return executed

@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Iterable
 
 from smolbook.errors import SmolbookError
+from smolbook.chat.template import CHAT_SPECIAL_TOKENS, CHAT_TAG_TOKENS
 
 BOS, EOS, PAD = "<|begin_of_text|>", "<|end_of_text|>", "<|finetune_right_pad_id|>"
-CHAT_MARKERS = ("<|im_start|>", "<|im_end|>")
-TAG_TOKENS = ("<think>", "</think>", "<tool_call>", "</tool_call>", "<code>", "</code>")
+# The chat markers and tags are the chat template's: one list, kept in smolbook.chat.
+CHAT_MARKERS = CHAT_SPECIAL_TOKENS
+TAG_TOKENS = CHAT_TAG_TOKENS
 SPECIAL_TOKENS = (BOS, EOS, PAD, *CHAT_MARKERS)
 ALL_RESERVED = (*SPECIAL_TOKENS, *TAG_TOKENS)
 # Llama-3's pre-tokenization split (letters, 1–3 digit numbers, punctuation runs, whitespace): the
