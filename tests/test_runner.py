@@ -176,13 +176,13 @@ def test_interrupted_run_picks_up_where_it_stopped(book: Path, tmp_path: Path):
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "smolbook.cli", "run", "--scale", "smoke", "--notebooks", str(book),
                              "--output", str(run), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, start_new_session=True)
     deadline = time.time() + 120
     while not (run / "slow-started").exists():
         assert time.time() < deadline and proc.poll() is None, proc.communicate()
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the runner and its kernel both get SIGINT
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0 and "interrupted" in err
     assert statuses(run) == {"00_first": "ok", "01_slow": "interrupted"}
 
