@@ -176,7 +176,10 @@ def test_interrupted_run_picks_up_where_it_stopped(book: Path, tmp_path: Path):
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "smolbook.cli", "run", "--scale", "smoke", "--notebooks", str(book),
                              "--output", str(run), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            # pytest-xdist workers ignore SIGINT and children inherit that: restore the default,
+                            # as in a terminal, so Python turns Ctrl-C into KeyboardInterrupt.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not (run / "slow-started").exists():
         assert time.time() < deadline and proc.poll() is None, proc.communicate()
