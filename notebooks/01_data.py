@@ -183,5 +183,36 @@ book.verdict(
     "max |logit diff| packed vs alone: " + ", ".join(f"{k} {v['masking on']:.1e} on / {v['masking off']:.2f} off"
                                                      for k, v in match.items()),
     "holds" if ok else "differs",
-    source="stage1_8T.yaml: _use_doc_masking: true",
+    source="stage1_8T.yaml: _use_doc_masking: true", kind="implementation",
 )
+
+# %% [markdown]
+# ## Post-training conversations
+#
+# SmolLM3's post-training is data work: reasoning traces in ChatML, a dual-mode SFT mixture (think /
+# no_think) over math, code, reasoning, instruction following, multilinguality and tool calling,
+# and preference pairs. The hub data stands in at `small`/`full`; at `smoke`/`tiny` the library
+# generates conversations from the same world as the corpus, one kind per recipe domain, half in each
+# mode, each with a held-out split drawn from held-out people, cities, arithmetic triples and
+# programs (cards in `data_cards/offline_chat/`). The SFT, APO and evaluation chapters train and
+# score on them. One example of each kind, in think mode where the kind has one (the reasoning is the
+# generator's own solution, step by step):
+
+# %%
+from smolbook.data.chat import build_chat_data, describe_row
+
+chat = build_chat_data(data.scale, seed=seed)
+for kind in chat.train:
+    print(describe_row(chat.train[kind][0], width=110), end="\n\n")
+
+# %% [markdown]
+# Sizes per kind and mode. Nothing in a held-out split occurs in training; the evaluation chapter
+# generates through the chat template on the held-out rows and scores exact answers, IFEval's
+# instructions, tool calls, language and format.
+
+# %%
+display(Markdown(plots.markdown_table(chat.table())))
+book.number("offline chat conversations (train)", sum(len(d) for d in chat.train.values()),
+            note=f"{len(chat.train)} kinds, both modes")
+book.number("offline chat conversations (held out)", sum(len(d) for d in chat.heldout.values()),
+            note="held-out people, cities, arithmetic and programs")

@@ -127,7 +127,8 @@ reference_path = find_reference()
 if reference_path is None:
     print("released template not found beside the repository (../shared/reference): conformance not checked")
     book.verdict("smolbook's template renders byte-identical text to the released SmolLM3 template",
-                 "not checked: released template not found", "inconclusive", source="SmolLM3 chat_template.jinja")
+                 "not checked: released template not found", "inconclusive", source="SmolLM3 chat_template.jinja",
+                 kind="implementation")
 else:
     result = compare_with_reference(reference_path.read_text(encoding="utf-8"), sample_cases(200, seed), tokenizer)
     print(f"{result.identical} / {result.total} conversations rendered byte-identical; "
@@ -136,7 +137,8 @@ else:
                 note="byte-identical renders, smolbook vs released SmolLM3 template")
     book.verdict("smolbook's template renders byte-identical text to the released SmolLM3 template",
                  f"{result.identical}/{result.total} random conversations identical",
-                 "holds" if result.identical == result.total else "differs", source="SmolLM3 chat_template.jinja")
+                 "holds" if result.identical == result.total else "differs", source="SmolLM3 chat_template.jinja",
+                 kind="implementation")
 
 # %% [markdown]
 # ## The loss mask
@@ -174,7 +176,7 @@ book.number("trained tokens", sum(mask), unit=f"of {len(ids)} tokens",
 book.verdict("SFT loss covers assistant turns only (user turns and tool results masked), "
              "each turn's <|im_end|> included",
              f"trained tokens decode to exactly the assistant turns: {mask_ok}", "holds" if mask_ok else "differs",
-             source="SmolLM3 blog, SFT; TRL assistant_only_loss")
+             source="SmolLM3 blog, SFT; TRL assistant_only_loss", kind="implementation")
 
 # %% [markdown]
 # ## Reading what the model writes
@@ -217,4 +219,5 @@ book.number("tool calls parsed", sum(isinstance(c, chat.ToolCall) for c in calls
             unit=f"calls, from {len(completions)} sample completions")
 book.number("malformed completions reported as errors", len(errors), unit="error values, 0 exceptions")
 book.verdict("a tool call rendered in either style parses back to the same call", str(round_trips),
-             "holds" if all(round_trips.values()) else "differs", source="SmolLM3 chat template tool sections")
+             "holds" if all(round_trips.values()) else "differs", source="SmolLM3 chat template tool sections",
+             kind="implementation")

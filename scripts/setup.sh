@@ -47,12 +47,31 @@ if [ -f package.json ]; then
   fi
 fi
 
+apt_updated=0
+# apt_install PACKAGE...: Debian packages, as root only (apt-get update once per set-up).
+apt_install() {
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 1
+  if [ $apt_updated = 0 ]; then apt-get update -qq && apt_updated=1 || return 1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
 if [ $with_tests = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   step "installing Chromium for the browser test"
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    echo "setup: the browser test needs Debian's chromium: sudo apt-get install chromium" >&2
+  apt_install chromium || echo "setup: the browser test needs Debian's chromium: sudo apt-get install chromium" >&2
+fi
+
+if [ $with_tests = 1 ]; then
+  # The SLURM tests start a one-node cluster (munged, slurmctld, slurmd) and check the generated job scripts.
+  missing=()
+  for tool in slurm-wlm:slurmctld slurm-wlm:sbatch munge:munged shellcheck:shellcheck; do
+    if ! PATH="$PATH:/usr/sbin:/sbin" command -v "${tool#*:}" >/dev/null 2>&1; then
+      case " ${missing[*]} " in *" ${tool%%:*} "*) ;; *) missing+=("${tool%%:*}") ;; esac
+    fi
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    step "installing ${missing[*]} for the SLURM tests"
+    apt_install "${missing[@]}" ||
+      echo "setup: the SLURM tests need Debian's ${missing[*]} (as root: apt-get install ${missing[*]}); they skip without" >&2
   fi
 fi
 echo "setup: done"

@@ -1,15 +1,19 @@
-"""Ablations: the same short pretraining run with one switch flipped, over seeds, and a stated verdict rule.
+"""Ablations: the same short pretraining run with one switch flipped, over seeds. Arms x seeds, nothing else.
 
 A chapter (notebooks 03-06) names its *arms* (:class:`Arm`: overrides for the model config, the trainer
-and the data stream), runs each arm for every seed of the scale with :func:`run_arms` (training is
-``smolbook.train.pretrain``, data ``smolbook.data.PretrainStream`` on the single "stable" stage), and
-turns the measured numbers into a verdict with :func:`decide`, whose rule is :data:`VERDICT_RULE`.
+and the data stream) and runs each arm for every seed of the scale with :func:`run_arms` (training is
+``smolbook.train.pretrain``, data ``smolbook.data.PretrainStream`` on the single "stable" stage). The claims
+and the rule that judges them live in :mod:`smolbook.claims`.
 
-The rule is fixed before any run and applied to whatever the runs measure: a claim that does not hold at
-a small scale is reported as such, never tuned until it holds.
+Ablation runs keep the learning rate constant after warm-up (no decay), so a shorter arm is exactly the first
+part of a longer one: a claim about short-context loss can compare a short baseline run with the recipe arm
+at the same step (:meth:`Ablation.values` with ``step``). The recipe arm itself (the recipe's own settings,
+no overrides) is trained once per seed and shared by every chapter that runs it: the first chapter trains it,
+the others read it back from ``output_dir/ablations/recipe``.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 import time
@@ -23,20 +27,8 @@ import torch
 from smolbook.errors import SmolbookError
 from smolbook.scales import Scale, get_scale
 
-VERDICT_RULE = (
-    "Each arm is trained for every seed of the scale; a seed fixes the initialisation (where the shapes agree) "
-    "and the data order, so the two arms of a claim are compared seed by seed. The *effect* is the mean over "
-    "seeds of the per-seed difference recipe arm - baseline, signed so that positive means the recipe arm is "
-    "better. The *seed spread* is the max-min range of those per-seed differences, and the *tolerance* is "
-    "max(2 x seed spread, 1% of the baseline mean, an absolute floor for accuracies). "
-    "'No worse' claims (GQA matches MHA; NoPE, masking, no embedding decay do not hurt): holds if "
-    "effect >= -tolerance, differs if effect < -tolerance. 'Better' claims (NoPE or masking help long "
-    "context; no embedding decay steadies the norms): holds if effect > tolerance, differs if "
-    "effect < -tolerance, inconclusive in between (the seed spread swamps the effect). Always "
-    "inconclusive: fewer than 2 seeds per arm (no spread measured), a probe that stays at chance in both "
-    "arms, or, for 'no worse' claims, 2 x seed spread above 5% of the baseline (too noisy to resolve the claim)."
-)
-MAX_RELATIVE_NOISE = 0.05
+SHARED_RECIPE_DIR = "recipe"
+CLOZE_EXAMPLES = 48  # held-out cloze rows scored at every validation (in-context retrieval as it emerges)
 
 
 @dataclass(frozen=True)
@@ -52,6 +44,12 @@ class Arm:
     match_params_to: str | None = None
     recipe: bool = False  # the recipe's own choice (marked in tables and figures)
     seeds: tuple[int, ...] | None = None  # None: the scale's seeds (a reference arm outside any verdict may use fewer)
+    tokens: int | None = None  # None: the ablation's tokens; fewer for an arm that only short-context claims need
+
+    @property
+    def shared(self) -> bool:
+        """The recipe's own settings with no override: trained once per seed, shared by every chapter."""
+        return self.recipe and not (self.model or self.train or self.stream or self.match_params_to)
 
 
 @dataclass
@@ -79,6 +77,14 @@ class Run:
             raise SmolbookError(f"run {self.arm}/seed {self.seed} logged no '{key}' ({kind} rows)")
         return v[-1]
 
+    def at(self, key: str, step: int, kind: str = "eval") -> float:
+        """The value of ``key`` logged at ``step`` (an evaluation step of this run)."""
+        steps, v = self.series(key, kind)
+        if step not in steps:
+            raise SmolbookError(f"run {self.arm}/seed {self.seed} logged '{key}' at steps {steps}, not at {step}; "
+                                f"compare at a step where both arms evaluated")
+        return v[steps.index(step)]
+
     @property
     def tokens_per_second(self) -> float:
         """Median training throughput over steps (the first steps warm up; evaluation is not counted)."""
@@ -102,10 +108,22 @@ class Ablation:
             raise SmolbookError(f"ablation {self.name}: no arm called '{arm}' (arms: {', '.join(a.name for a in self.arms)})")
         return runs
 
-    def values(self, arm: str, metric: str | Callable[[Run], float]) -> list[float]:
-        """One value per seed of ``arm``: a final eval metric name (e.g. ``"valid_loss"``) or a function of a run."""
-        fn = metric if callable(metric) else (lambda r: r.last(metric))
-        return [float(fn(r)) for r in self.arm_runs(arm)]
+    def values(self, arm: str, metric: str | Callable[[Run], float], step: int | None = None) -> list[float]:
+        """One value per seed of ``arm``: an eval metric name (e.g. ``"valid_loss"``; its last value, or its value
+        at ``step``) or a function of a run."""
+        if callable(metric):
+            return [float(metric(r)) for r in self.arm_runs(arm)]
+        return [r.at(metric, step) if step is not None else r.last(metric) for r in self.arm_runs(arm)]
+
+    def steps(self, arm: str) -> int:
+        return self.arm_runs(arm)[0].steps
+
+    def judge(self, book: Any, claim: Any, baseline: str, recipe: str, metric: str | Callable[[Run], float], *,
+              step: int | None = None, **kw: Any) -> Any:
+        """``book.judge`` (:meth:`smolbook.Chapter.judge`) on ``metric`` of two arms, seed by seed (at ``step``
+        when given: both arms' evaluation at that step)."""
+        return book.judge(claim, self.values(baseline, metric, step), self.values(recipe, metric, step),
+                          baseline_name=baseline, recipe_name=recipe, **kw)
 
     def summary(self, metric: str | Callable[[Run], float]) -> dict[str, dict[str, Any]]:
         """Per arm: values over seeds, mean and spread (max - min)."""
@@ -119,77 +137,6 @@ def spread_summary(values: Sequence[float]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------
-# The verdict rule
-# ------------------------------------------------------------------------------------------
-@dataclass
-class Decision:
-    status: str  # holds / differs / inconclusive
-    effect: float  # mean per-seed difference recipe - baseline, positive = recipe better
-    tolerance: float | None
-    spread: float | None  # max - min of the per-seed differences
-    baseline: dict[str, Any]
-    recipe: dict[str, Any]
-    reason: str
-
-    def measured(self, metric: str, baseline_name: str, recipe_name: str, digits: int = 4) -> str:
-        """One line for ``book.verdict(measured=...)``: both means with their seed spread, effect, tolerance, reason."""
-        def fmt(s: dict[str, Any]) -> str:
-            sp = "n/a" if s["spread"] is None else f"{s['spread']:.{digits}f}"
-            return f"{s['mean']:.{digits}f} (seed spread {sp}, {s['n']} seeds)"
-        tol = "n/a" if self.tolerance is None else f"{self.tolerance:.{digits}f}"
-        sp = "n/a" if self.spread is None else f"{self.spread:.{digits}f}"
-        return (f"{metric}: {recipe_name} {fmt(self.recipe)} vs {baseline_name} {fmt(self.baseline)}; "
-                f"effect {self.effect:+.{digits}f} (mean per-seed difference, positive = {recipe_name} better; "
-                f"its seed spread {sp}), tolerance {tol}: {self.reason}")
-
-
-def decide(baseline: Sequence[float], recipe: Sequence[float], *, claim: str = "no_worse",
-           higher_is_better: bool = False, rel_tol: float = 0.01, abs_tol: float = 0.0,
-           at_chance: bool = False, max_relative_noise: float = MAX_RELATIVE_NOISE) -> Decision:
-    """Apply :data:`VERDICT_RULE` to per-seed values of a baseline arm and the recipe's arm (same seed order).
-
-    ``claim`` is ``"no_worse"`` (the recipe's change does not hurt) or ``"better"`` (it helps);
-    ``at_chance`` marks a probe that did not move off chance in either arm.
-    """
-    if claim not in ("no_worse", "better"):
-        raise SmolbookError(f"claim must be 'no_worse' or 'better', got '{claim}'")
-    if not baseline or not recipe:
-        raise SmolbookError("decide() needs at least one value per arm")
-    if len(baseline) != len(recipe):
-        raise SmolbookError(f"decide() compares seed by seed: got {len(baseline)} baseline and {len(recipe)} recipe values")
-    b, r = spread_summary(baseline), spread_summary(recipe)
-    sign = 1.0 if higher_is_better else -1.0
-    diffs = [sign * (y - x) for x, y in zip(baseline, recipe)]
-    effect = statistics.fmean(diffs)
-    if len(diffs) < 2:
-        return Decision("inconclusive", effect, None, None, b, r, "fewer than 2 seeds per arm: no seed spread measured")
-    spread = max(diffs) - min(diffs)
-    ref = abs(b["mean"])
-    tol = max(2 * spread, rel_tol * ref, abs_tol)
-    if at_chance:
-        return Decision("inconclusive", effect, tol, spread, b, r, "the probe stays at chance in both arms")
-    # A "no worse" claim would hold by default under huge noise, so it needs runs quiet enough to resolve it;
-    # a "better" claim already needs its effect to beat the noise.
-    if claim == "no_worse" and ref > 0 and 2 * spread > max_relative_noise * ref:
-        return Decision("inconclusive", effect, tol, spread, b, r,
-                        f"2 x seed spread is {2 * spread / ref:.1%} of the baseline, too noisy to resolve the claim")
-    if effect < -tol:
-        return Decision("differs", effect, tol, spread, b, r, "the recipe arm is worse by more than the tolerance")
-    if claim == "no_worse":
-        return Decision("holds", effect, tol, spread, b, r, "the recipe arm is no worse (within the tolerance, or better)")
-    if effect > tol:
-        return Decision("holds", effect, tol, spread, b, r, "the recipe arm is better by more than the tolerance")
-    return Decision("inconclusive", effect, tol, spread, b, r, "the difference is within the tolerance (seed noise)")
-
-
-def combine(statuses: Sequence[str]) -> str:
-    """One status for a claim made of parts: differs if any part differs, holds if all hold, else inconclusive."""
-    if any(s == "differs" for s in statuses):
-        return "differs"
-    return "holds" if statuses and all(s == "holds" for s in statuses) else "inconclusive"
-
-
-# ------------------------------------------------------------------------------------------
 # Running arms x seeds
 # ------------------------------------------------------------------------------------------
 def embedding_norm(model: torch.nn.Module) -> float:
@@ -198,47 +145,96 @@ def embedding_norm(model: torch.nn.Module) -> float:
     return float(w.norm(dim=-1).mean())
 
 
-def _eval_steps(steps: int, every: int) -> list[int]:
-    """The steps at which ``pretrain`` calls ``eval_fn``: 0, every ``every`` steps before the end, and the end."""
-    inner = list(range(every, steps, every)) if every else []
-    return [0, *inner, steps]
-
-
-def _make_eval_fn(heldout: Callable[[torch.nn.Module], dict] | None, steps: int, norm_every: int, valid_every: int
+def _make_eval_fn(heldout: Callable[[torch.nn.Module], dict], cloze: Callable[[torch.nn.Module], float] | None
                   ) -> Callable[[torch.nn.Module], dict]:
-    """The trainer's eval_fn: embedding norm at every call, held-out loss every ``valid_every`` steps and at the end.
-
-    ``pretrain`` calls eval_fn at known steps (0, every ``eval_every``, end) but does not pass the step, so
-    the calls are counted here to thin out the costlier validation loss.
-    """
-    schedule = _eval_steps(steps, norm_every)
-    calls = {"n": 0}
-
+    """The trainer's eval_fn: embedding norm, held-out validation loss and held-out cloze accuracy."""
     def eval_fn(model: torch.nn.Module) -> dict:
-        step = schedule[min(calls["n"], len(schedule) - 1)]
-        calls["n"] += 1
-        out = {"embedding_norm": embedding_norm(model)}
-        if heldout is not None and (step % valid_every == 0 or step == steps):
-            out.update(heldout(model))
+        out = {"embedding_norm": embedding_norm(model), **heldout(model)}
+        if cloze is not None:
+            out["acc/cloze"] = cloze(model)
         return out
 
     return eval_fn
 
 
+AfterFn = Callable[[torch.nn.Module, "Run"], dict]
+
+
+def after_key(key: str) -> Callable[[Callable[[torch.nn.Module, "Run"], dict]], AfterFn]:
+    """Name a post-training evaluation: its result lands in ``run.final[key]`` and a shared recipe run that
+    already holds ``key`` is not evaluated again."""
+    def wrap(fn: Callable[[torch.nn.Module, "Run"], dict]) -> AfterFn:
+        fn.key = key  # type: ignore[attr-defined]
+        return fn
+    return wrap
+
+
+def long_context_after(data: Any, scale: str | Scale, lengths: Sequence[int] | None = None, *, n: int = 64,
+                       seed: int = 0) -> AfterFn:
+    """An ``after`` for :func:`run_arms`: :func:`smolbook.evaluate.longcontext.long_context_report` on the
+    trained model (default lengths: 1x, 2x and 4x the training length), in ``run.final["long_context"]``."""
+    from smolbook.evaluate.longcontext import long_context_report
+
+    @after_key("long_context")
+    def fn(model: torch.nn.Module, run: "Run") -> dict:
+        return long_context_report(model, data, scale, lengths, n=n, seed=seed)
+
+    return fn
+
+
+def long_context_value(key: str) -> Callable[["Run"], float]:
+    """A metric for :meth:`Ablation.values`: one summary of a run's long-context report (e.g. ``"cloze_beyond"``)."""
+    return lambda run: float(run.final["long_context"][key])
+
+
+def long_context_reports(ab: "Ablation") -> dict[str, list[dict[str, Any]]]:
+    """Per arm (labelled, the recipe marked), its runs' long-context reports: what ``plot_report`` draws."""
+    return {a.name + (" (recipe)" if a.recipe else ""): [r.final["long_context"] for r in ab.arm_runs(a.name)]
+            for a in ab.arms}
+
+
+def _run_key(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _read_run(out: Path, key: str) -> "Run | None":
+    """A finished run whose settings match ``key`` (shared recipe runs), else None."""
+    info_path, metrics_path = out / "run.json", out / "metrics.jsonl"
+    try:
+        info = json.loads(info_path.read_text())
+        if info.get("key") != key or not (out / "final").is_dir():
+            return None
+        rows = [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()]
+    except (OSError, ValueError):
+        return None
+    return Run(info["arm"], info["seed"], out, info["parameters"], info["kv_cache_bytes_per_token"], info["steps"],
+               info["tokens"], info["seconds"], rows, info.get("final", {}))
+
+
+def _write_run(run: "Run", key: str) -> None:
+    """The run's numbers beside its metrics.jsonl, so they can be read without the notebook's memory."""
+    (run.output_dir / "run.json").write_text(json.dumps(
+        {"key": key, "arm": run.arm, "seed": run.seed, "parameters": run.parameters,
+         "kv_cache_bytes_per_token": run.kv_cache_bytes_per_token, "steps": run.steps, "tokens": run.tokens,
+         "seconds": run.seconds, "tokens_per_second": run.tokens_per_second, "final": run.final},
+        indent=1, default=str))
+
+
 def run_arms(name: str, arms: Sequence[Arm], scale: str | Scale, output_dir: str | Path, data: Any, *,
-             seeds: Sequence[int] | None = None, tokens: int | None = None, norm_every: int | None = None,
-             valid_every: int | None = None, max_valid_rows: int = 16,
-             after: Callable[[torch.nn.Module, Run], dict] | None = None, progress: bool = True) -> Ablation:
+             seeds: Sequence[int] | None = None, tokens: int | None = None, max_valid_rows: int = 16,
+             after: AfterFn | None = None, progress: bool = True) -> Ablation:
     """Train every arm for every seed (the scale's seeds unless given) and collect the runs.
 
     Each run: ``smollm3_config(scale, tokenizer=data.tokenizer, **arm.model)`` (parameter-matched when asked),
-    ``build_model(config, seed)``, a single-stage ``PretrainStream`` of ``tokens`` (the scale's
-    ``ablation_tokens``) and ``pretrain`` with ``TrainConfig.for_scale(scale, steps, seed, **arm.train)``.
-    Held-out validation loss (mean over domains) is logged every ``valid_every`` steps and the embedding
-    norm every ``norm_every``; ``after(model, run)`` adds post-training numbers to ``run.final``.
+    ``build_model(config, seed)``, a single-stage ``PretrainStream`` of ``arm.tokens`` or ``tokens`` (the scale's
+    ``ablation_tokens``) and ``pretrain`` with ``TrainConfig.for_scale(scale, steps, seed, **arm.train)`` at a
+    constant learning rate after warm-up. Every ``eval_every_steps``: held-out validation loss (mean over
+    domains), held-out cloze accuracy and the embedding norm. ``after(model, run)`` adds post-training numbers
+    to ``run.final[after.key]`` (see :func:`after_key`). The recipe arm (:attr:`Arm.shared`) is read back when
+    another chapter already trained it with the same settings.
     """
     from smolbook.data import PretrainStream
-    from smolbook.evaluate import heldout_evaluator
+    from smolbook.evaluate import cloze_accuracy, heldout_evaluator
     from smolbook.model import build_model, count_parameters, kv_cache_bytes_per_token, smollm3_config
     from smolbook.train import TrainConfig, pretrain
 
@@ -254,78 +250,52 @@ def run_arms(name: str, arms: Sequence[Arm], scale: str | Scale, output_dir: str
             if a.match_params_to not in configs:
                 raise SmolbookError(f"ablation {name}: arm {a.name} matches parameters of unknown arm '{a.match_params_to}'")
             configs[a.name] = match_parameters(configs[a.name], count_parameters(configs[a.match_params_to]))
-    stream_probe = PretrainStream(data, stages=["stable"], token_budget=tokens, seed=0)
-    steps = len(stream_probe)
-    norm_every = norm_every or max(1, steps // 12)
-    valid_every = valid_every or s.eval_every_steps
+    every = s.eval_every_steps
     heldout = heldout_evaluator(data, s, max_examples=0, max_valid_rows=max_valid_rows)
+    cloze_rows = list(data.evals["cloze"])[:CLOZE_EXAMPLES] if "cloze" in getattr(data, "evals", {}) else []
+    cloze = (lambda m: cloze_accuracy(m, data.tokenizer, cloze_rows, s.seq_len)) if cloze_rows else None
     runs: list[Run] = []
-    root = Path(output_dir) / "ablations" / name
+    root = Path(output_dir) / "ablations"
     for a in arms:
+        arm_tokens = tokens if a.tokens is None else int(a.tokens)
         for seed in (seeds if a.seeds is None else list(a.seeds)):
             cfg = configs[a.name]
-            model = build_model(cfg, seed)
-            stream = PretrainStream(data, stages=["stable"], token_budget=tokens, seed=seed, **a.stream)
-            tc = TrainConfig.for_scale(s, steps=steps, seed=seed, eval_every=norm_every, checkpoint_every=0,
-                                       progress=progress, **a.train)
-            out = root / f"{a.name}-seed{seed}"
-            if progress:
-                print(f"[{name}] arm {a.name}, seed {seed}: {steps} steps of {stream.tokens_per_batch:,} tokens", flush=True)
-            t0 = time.perf_counter()
-            res = pretrain(model, stream, tc, out, eval_fn=_make_eval_fn(heldout, steps, norm_every, valid_every))
-            run = Run(a.name, seed, out, count_parameters(cfg), kv_cache_bytes_per_token(cfg, 2), steps,
-                      steps * stream.tokens_per_batch, time.perf_counter() - t0, res.metrics)
-            if after is not None:
+            stream = PretrainStream(data, stages=["stable"], token_budget=arm_tokens, seed=seed, **a.stream)
+            steps = len(stream)
+            if steps % every and steps > every:
+                raise SmolbookError(f"ablation {name}: arm {a.name} runs {steps} steps, not a multiple of the "
+                                    f"evaluation interval {every}; give it a token budget of a whole number of "
+                                    f"intervals ({every * stream.tokens_per_batch:,} tokens each)")
+            tc = TrainConfig.for_scale(s, steps=steps, seed=seed, eval_every=every, checkpoint_every=0,
+                                       decay_fraction=0.0, progress=progress, **a.train)
+            out = root / (f"{SHARED_RECIPE_DIR}/seed{seed}" if a.shared else f"{name}/{a.name}-seed{seed}")
+            key = _run_key({"model": cfg.to_dict(), "train": {k: v for k, v in tc.to_dict().items() if k != "progress"},
+                            "stream": a.stream, "tokens": arm_tokens, "data": data.manifest.get("fingerprint"),
+                            "valid_rows": max_valid_rows, "cloze": len(cloze_rows)})
+            run = _read_run(out, key) if a.shared else None
+            model = None
+            if run is None:
+                model = build_model(cfg, seed)
+                if progress:
+                    print(f"[{name}] arm {a.name}, seed {seed}: {steps} steps of {stream.tokens_per_batch:,} tokens",
+                          flush=True)
+                t0 = time.perf_counter()
+                res = pretrain(model, stream, tc, out, eval_fn=_make_eval_fn(heldout, cloze))
+                run = Run(a.name, seed, out, count_parameters(cfg), kv_cache_bytes_per_token(cfg, 2), steps,
+                          steps * stream.tokens_per_batch, time.perf_counter() - t0, res.metrics)
+            elif progress:
+                print(f"[{name}] arm {a.name}, seed {seed}: trained by an earlier chapter, read from {out}", flush=True)
+            run.arm = a.name
+            if after is not None and getattr(after, "key", "after") not in run.final:
+                if model is None:  # a shared run read back: its final checkpoint
+                    from transformers import AutoModelForCausalLM
+                    model = AutoModelForCausalLM.from_pretrained(out / "final")
                 model.eval()
-                run.final = dict(after(model, run))
-            # The run's numbers beside its metrics.jsonl, so they can be read without the notebook's memory.
-            (out / "run.json").write_text(json.dumps(
-                {"arm": a.name, "seed": seed, "parameters": run.parameters, "steps": steps, "tokens": run.tokens,
-                 "seconds": run.seconds, "tokens_per_second": run.tokens_per_second, "final": run.final},
-                indent=1, default=str))
+                run.final[getattr(after, "key", "after")] = dict(after(model, run))
+            _write_run(run, key)
             runs.append(run)
             del model
     return Ablation(name, s, list(arms), runs)
-
-
-def long_context_eval(data: Any, scale: str | Scale, *, n: int = 8, multiples: Sequence[int] = (1, 2, 4, 8),
-                      generate: bool = False, seed: int = 0, progress: bool = False) -> Callable[[torch.nn.Module, Run], dict]:
-    """An ``after`` for :func:`run_arms`: the long-context probes of :mod:`smolbook.evaluate.ruler` on the trained model.
-
-    RULER tasks at ``multiples`` of the training length (teacher-forced; ``generate`` adds greedy decoding),
-    copying at a distance with the repeat ending at 0.5x-8x the training length, and next-token loss against
-    position on held-out windows of 8x the training length. Summaries: ``loss_within`` / ``loss_beyond``
-    (mean loss at positions inside / past the training length), ``ruler_accuracy_beyond`` (teacher-forced
-    answer accuracy at multiples >= 2), ``ruler_moved`` (any cell off chance), ``copy_accuracy_beyond``.
-    """
-    from smolbook.evaluate import ruler
-
-    s = get_scale(scale)
-    hay = ruler.Haystack.from_data(data)
-    L = s.seq_len
-    passage, prefix = max(8, L // 8), max(4, L // 16)
-    ends = [max(2 * passage + prefix, int(m * L)) for m in (0.5, 1, 2, 4, 8)]
-    copy = ruler.copy_samples(hay, sorted({e - 2 * passage - prefix for e in ends}), passage_len=passage,
-                              prefix_len=prefix, n=max(4, n // 2), seed=seed)
-
-    def after(model: torch.nn.Module, run: Run) -> dict:
-        rows = ruler.run_probe(model, hay, L, multiples=multiples, n=n, seed=seed, batch_size=4, generate=generate,
-                               progress=progress)
-        crow = ruler.score_copy(model, copy, batch_size=4, progress=progress)
-        lbp = ruler.loss_by_position(model, hay, max(multiples) * L, n=max(4, n // 2), seed=seed, batch_size=2,
-                                     bins=32, progress=progress)
-        within = [lo for p, lo in zip(lbp["position"], lbp["loss"]) if p < L]
-        beyond = [lo for p, lo in zip(lbp["position"], lbp["loss"]) if p >= L]
-        far = [r for r in rows if r["multiple"] >= 2]
-        return {"ruler": rows, "copy": crow, "loss_by_position": lbp,
-                "loss_within": statistics.fmean(within) if within else float("nan"),
-                "loss_beyond": statistics.fmean(beyond) if beyond else float("nan"),
-                "ruler_accuracy_beyond": statistics.fmean(r["token_accuracy"] for r in far) if far else float("nan"),
-                "ruler_control_beyond": statistics.fmean(r["control_token_accuracy"] for r in far) if far else float("nan"),
-                "ruler_moved": any(r["moved"] for r in rows),
-                "copy_accuracy_beyond": statistics.fmean(c["repeat_accuracy"] for c in crow if c["end_position"] > L)}
-
-    return after
 
 
 def match_parameters(config: Any, target: int) -> Any:
@@ -357,8 +327,8 @@ def setup_table(ab: Ablation) -> str:
         rs = ab.arm_runs(a.name)
         sw = ", ".join(f"{k}={v}" for d in (a.model, a.train, a.stream) for k, v in d.items()) or "(defaults)"
         if a.match_params_to:
-            sw += f", MLP widened to match {a.match_params_to}"
-        mark = " (recipe)" if a.recipe else ""
+            sw += f", MLP resized to match {a.match_params_to}'s parameters"
+        mark = " (recipe, shared by the ablation chapters)" if a.shared else " (recipe)" if a.recipe else ""
         lines.append(f"| {a.name}{mark} | {sw} | {rs[0].parameters:,} | {rs[0].kv_cache_bytes_per_token:,} B | "
                      f"{rs[0].steps} x {rs[0].tokens // rs[0].steps:,} | {rs[0].tokens:,} | "
                      f"{', '.join(str(r.seed) for r in rs)} | {statistics.fmean(r.seconds for r in rs):.1f} |")
@@ -410,49 +380,6 @@ def plot_final(ab: Ablation, metric: str | Callable[[Run], float], ax: Any = Non
     return ax
 
 
-def _mean_curves(curves: list[list[float]]) -> list[float]:
-    n = min(len(c) for c in curves)
-    return [statistics.fmean(c[j] for c in curves) for j in range(n)]
-
-
-def plot_long_context(ab: Ablation, axes: Sequence[Any] | None = None) -> Any:
-    """Three panels from :func:`long_context_eval`, mean over seeds per arm: loss against position, copying at a
-    distance (dashed: the passage's first occurrence, the no-copy control), RULER teacher-forced accuracy
-    averaged over tasks (dotted: shuffled-answer control). The dashed vertical line is the training length."""
-    import matplotlib.pyplot as plt
-
-    if axes is None:
-        fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
-    L = ab.scale.seq_len
-    for i, a in enumerate(ab.arms):
-        rs = [r for r in ab.arm_runs(a.name) if r.final]
-        if not rs:
-            continue
-        c, label = f"C{i}", a.name + (" (recipe)" if a.recipe else "")
-        lbp = [r.final["loss_by_position"] for r in rs]
-        axes[0].plot([p / L for p in lbp[0]["position"]], _mean_curves([x["loss"] for x in lbp]), color=c, label=label)
-        cp = [r.final["copy"] for r in rs]
-        xs = [row["end_position"] / L for row in cp[0]]
-        axes[1].plot(xs, _mean_curves([[row["repeat_accuracy"] for row in x] for x in cp]), "o-", color=c, label=label)
-        axes[1].plot(xs, _mean_curves([[row["first_accuracy"] for row in x] for x in cp]), "--", color=c, lw=0.8)
-        mults = sorted({row["multiple"] for row in rs[0].final["ruler"]})
-        acc = [[statistics.fmean(row["token_accuracy"] for row in r.final["ruler"] if row["multiple"] == m) for m in mults]
-               for r in rs]
-        ctl = [[statistics.fmean(row["control_token_accuracy"] for row in r.final["ruler"] if row["multiple"] == m)
-                for m in mults] for r in rs]
-        axes[2].plot(mults, _mean_curves(acc), "o-", color=c, label=label)
-        axes[2].plot(mults, _mean_curves(ctl), ":", color=c)
-    for ax, title, yl in zip(axes, ("loss against position", "copying at a distance", "RULER tasks (mean)"),
-                             ("next-token loss", "accuracy on the repeat", "answer token accuracy")):
-        ax.axvline(1.0, color="grey", ls="--", lw=0.8)
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("position / training length" if ax is not axes[2] else "context / training length")
-        ax.set_title(title, fontsize=10)
-        ax.set_ylabel(yl)
-        ax.legend(fontsize=8)
-    return axes
-
-
 def embedding_norm_drift(run: Run) -> float:
     """|norm(end) - norm(middle)| / norm(middle) of the mean embedding row norm: how much it still moves late
     in training (smaller = steadier). The middle is the logged point nearest half the steps."""
@@ -461,3 +388,22 @@ def embedding_norm_drift(run: Run) -> float:
         raise SmolbookError(f"run {run.arm}/seed {run.seed} logged fewer than 2 embedding norms")
     mid = min(range(len(steps)), key=lambda i: abs(steps[i] - steps[-1] / 2))
     return abs(norms[-1] - norms[mid]) / norms[mid]
+
+
+def short_tokens(scale: str | Scale, fraction: float) -> int:
+    """Tokens for an arm that only short-context claims need: ``fraction`` of the ablation's, rounded down to
+    whole evaluation intervals (so the recipe arm has evaluated at that step), at least one interval."""
+    s = get_scale(scale)
+    every = s.eval_every_steps
+    steps = max(every, int(s.ablation_steps * fraction) // every * every)
+    return min(steps, s.ablation_steps) * s.tokens_per_step
+
+
+def decay_shrink_bound(run: Run, weight_decay: float, from_step: int = 0) -> float:
+    """The most that decoupled weight decay alone can shrink a weight over this run's steps after ``from_step``,
+    1 - prod(1 - lr_t * wd): an embedding-norm effect of weight decay cannot exceed it, whatever the gradients do."""
+    keep = 1.0
+    for step, lr in zip(*run.series("lr")):
+        if step > from_step:
+            keep *= 1.0 - lr * weight_decay
+    return 1.0 - keep

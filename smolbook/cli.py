@@ -16,9 +16,10 @@ COMMANDS = {
     "recipe": ("smolbook.recipe", "the SmolLM3 recipe as data (transcribed from the released configs)"),
     "data": ("smolbook.data", "corpus, tokenizer and data cards"),
     "model": ("smolbook.model", "SmolLM3 model presets: parameter counts and architecture"),
-    "train": ("smolbook.train", "pretraining (the entry point accelerate launch / torchrun run)"),
+    "train": ("smolbook.train", "run a training spec (pretraining, long context, ...) at any scale"),
     "chat": ("smolbook.chat", "the SmolLM3 chat template: render conversations, parse completions"),
     "site": ("smolbook.site", "build the book's static website from a run (offline)"),
+    "submit": ("smolbook.submit", "run the book as a SLURM batch job (multi-node training, requeue on preemption)"),
 }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,13 +23,11 @@ from transformers import SmolLM3Config, SmolLM3ForCausalLM
 from smolbook.errors import SmolbookError
 from smolbook.scales import SCALE_NAMES, ModelShape, Scale, get_scale
 
-# The released SmolLM3-3B (stage1_8T.yaml model_config; rope_theta 50k during the 4k pretraining stages, raised to
-# 2M then 5M by the long-context stages; the Hugging Face release ships the final 5M).
-SMOLLM3_3B = ModelShape(hidden_size=2048, num_hidden_layers=36, num_attention_heads=16, num_key_value_heads=4,
-                        intermediate_size=11008, vocab_size=128256, no_rope_layer_interval=4, rope_theta=50000.0,
-                        rope_theta_long=(2000000.0, 5000000.0))
+# The released SmolLM3-3B, read from the recipe data (stage1_8T.yaml model_config; RoPE theta 50k during the 4k
+# pretraining stages, raised to 2M then 5M by the long-context stages; the Hugging Face release ships the final 5M).
+SMOLLM3_3B = get_scale("full").model
 SMOLLM3_3B_SPECIAL_TOKENS = {"bos_token_id": 128000, "eos_token_id": 128001, "pad_token_id": 128004}
-SMOLLM3_3B_CONTEXT = 4096
+SMOLLM3_3B_CONTEXT = get_scale("full").seq_len
 
 
 def _presets() -> dict[str, tuple[ModelShape, int]]:
@@ -87,12 +86,8 @@ def smollm3_config(
     interval = shape.no_rope_layer_interval if no_rope_layer_interval is None else int(no_rope_layer_interval)
     theta = float(shape.rope_theta if rope_theta is None else rope_theta)
     ctx = int(max_position_embeddings or ctx)
-    rope: dict[str, Any] = {"rope_type": "default", "rope_theta": theta}
+    rope = rope_parameters(theta, yarn_factor, ctx)
     if yarn_factor is not None:
-        if yarn_factor <= 1:
-            raise SmolbookError(f"yarn_factor must be > 1 (the recipe uses 2), got {yarn_factor}")
-        rope = {"rope_type": "yarn", "rope_theta": theta, "factor": float(yarn_factor),
-                "original_max_position_embeddings": ctx}
         ctx = int(ctx * yarn_factor)
     special = dict(SMOLLM3_3B_SPECIAL_TOKENS) if shape.vocab_size == SMOLLM3_3B.vocab_size else \
         {"bos_token_id": None, "eos_token_id": None, "pad_token_id": None}
@@ -130,6 +125,53 @@ def build_model(config: SmolLM3Config, seed: int = 0, device: str | torch.device
             return SmolLM3ForCausalLM(config)
     model = SmolLM3ForCausalLM(config)
     return model.to(device) if device is not None else model
+
+
+def rope_parameters(theta: float, yarn_factor: float | None = None,
+                    original_max_position_embeddings: int | None = None) -> dict[str, Any]:
+    """transformers' ``rope_parameters`` for a RoPE theta, optionally with YaRN scaling over an original context."""
+    if yarn_factor is None:
+        return {"rope_type": "default", "rope_theta": float(theta)}
+    if yarn_factor <= 1:
+        raise SmolbookError(f"yarn_factor must be > 1 (the recipe uses 2), got {yarn_factor}")
+    if not original_max_position_embeddings:
+        raise SmolbookError("YaRN needs original_max_position_embeddings: the context length the model was trained at")
+    return {"rope_type": "yarn", "rope_theta": float(theta), "factor": float(yarn_factor),
+            "original_max_position_embeddings": int(original_max_position_embeddings)}
+
+
+def load_with_rope(path: str | Path, rope_theta: float | None = None, yarn_factor: float | None = None,
+                   original_max_position_embeddings: int | None = None, max_position_embeddings: int | None = None,
+                   **from_pretrained: Any) -> SmolLM3ForCausalLM:
+    """Reload a checkpoint with other rotary settings: a new RoPE ``theta`` and/or YaRN ``yarn_factor``.
+
+    transformers computes the rotary ``inv_freq`` when the model is built (a non-persistent buffer, never read
+    from the weights), so editing ``model.config`` after loading changes nothing: the new settings have to be in
+    the config the model is built from. ``None`` keeps the checkpoint's value. With YaRN the context becomes
+    ``original_max_position_embeddings`` (default: the checkpoint's ``max_position_embeddings``) x the factor;
+    ``max_position_embeddings`` sets it for a theta-only change (the new training length). NoPE layers stay NoPE
+    (``no_rope_layers`` is kept). ``save_pretrained`` of the result keeps the new settings, so plain
+    ``AutoModelForCausalLM.from_pretrained`` reloads it as it is.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise SmolbookError(f"no checkpoint at {path} (expected {path / 'config.json'}): run the chapter that makes it first")
+    config = AutoConfig.from_pretrained(path)
+    old = dict(config.rope_parameters or {})
+    theta = float(old.get("rope_theta", 10000.0) if rope_theta is None else rope_theta)
+    if yarn_factor is None:
+        rope = dict(old, rope_theta=theta) if old.get("rope_type", "default") != "default" else rope_parameters(theta)
+        if max_position_embeddings:
+            config.max_position_embeddings = int(max_position_embeddings)
+    else:
+        base = int(original_max_position_embeddings or old.get("original_max_position_embeddings")
+                   or config.max_position_embeddings)
+        rope = rope_parameters(theta, yarn_factor, base)
+        config.max_position_embeddings = int(base * yarn_factor)
+    config.rope_parameters = rope
+    return AutoModelForCausalLM.from_pretrained(path, config=config, **from_pretrained)
 
 
 def _group(name: str) -> str:
@@ -204,7 +246,7 @@ def measured_kv_cache_bytes_per_token(config: SmolLM3Config, tokens: int = 64) -
                            "vocab_size": 64, "bos_token_id": None, "eos_token_id": None, "pad_token_id": None})
     model = build_model(one, seed=0).to(torch.bfloat16).eval()
     with torch.no_grad():
-        cache = model(input_ids=torch.zeros(1, tokens, dtype=torch.long), use_cache=True).past_key_values
+        cache = model(input_ids=torch.zeros(1, tokens, dtype=torch.long), use_cache=True).cache
     layer_bytes = sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
     return layer_bytes * config.num_hidden_layers // tokens
 
@@ -291,6 +333,7 @@ def register_cli(subparsers: Any) -> None:
         q.set_defaults(func=fn)
 
 
-__all__ = ["PRESETS", "SMOLLM3_3B", "build_model", "count_parameters", "describe", "kv_cache_bytes_per_token",
+__all__ = ["PRESETS", "SMOLLM3_3B", "build_model", "count_parameters", "describe", "kv_cache_bytes_per_token", "load_with_rope",
+           "rope_parameters",
            "measured_kv_cache_bytes_per_token", "no_rope_layers_for", "plot_kv_cache", "plot_layer_pattern",
            "smollm3_config"]

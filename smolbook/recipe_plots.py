@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from smolbook.palette import STAGE_COLORS
 from smolbook.recipe import Recipe, human_tokens
 from smolbook.scales import Scale
 from smolbook.schedules import sample, wsd_for
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 # One background colour per data stage, shared by the three panels of the schedule figure.
-STAGE_COLORS = {"stable": "#dbe9f6", "stable-2": "#fde2c8", "decay": "#f8d0d0", "lc-32k": "#dcefd9", "lc-64k": "#e8dcf2"}
 # The segments of the stage-shares bars: web is split into English and multilingual.
 SEGMENT_NAMES = ["web (English)", "multilingual web", "code", "math", "other"]
 SEGMENT_COLORS = ["#4c72b0", "#8fb0dd", "#dd8452", "#55a868", "#999999"]
@@ -62,7 +62,7 @@ def plot_lr_schedule(recipe: Recipe, scale: Scale) -> Figure:
         offset = xs[-1]
     ax.set(title="Long context (two runs)", xlabel="tokens after pretraining (B)", ylim=(0, 2.3e-5))
 
-    kw = wsd_for(scale.pretrain_steps, scale.warmup_steps, decay_fraction=pre.schedule.decay_fraction)
+    kw = wsd_for(scale.pretrain_steps, scale.warmup_steps, decay_fraction=scale.lr_decay_fraction())
     steps, mult = sample(min(2000, scale.pretrain_steps + 1), **kw)
     ax = axes[2]
     unit, div = ("M", 1e6) if scale.pretrain_tokens >= 1e6 else ("k", 1e3)

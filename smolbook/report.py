@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from smolbook.claims import CONFIDENCE
 from smolbook.errors import SmolbookError
 
 STATUS_MARK = {"holds": "holds", "differs": "DIFFERS", "inconclusive": "inconclusive"}
@@ -38,13 +39,15 @@ def collect(run_dir: str | Path) -> dict[str, Any]:
         r = records.get(name, {})
         chapters.append({"name": name, "status": m.get("status", "recorded"), "seconds": m.get("seconds"),
                          "numbers": r.get("numbers", {}), "verdicts": r.get("verdicts", [])})
-    verdicts = [dict(v, chapter=c["name"]) for c in chapters for v in c["verdicts"]]
-    counts = {s: sum(v["status"] == s for v in verdicts) for s in STATUS_MARK}
+    verdicts = [dict(v, chapter=c["name"], kind=v.get("kind") or "empirical") for c in chapters for v in c["verdicts"]]
+    # Only experiments count as evidence; implementation checks (counts, patterns, shapes) are tallied apart.
+    counts = {s: sum(v["status"] == s for v in verdicts if v["kind"] == "empirical") for s in STATUS_MARK}
+    impl = {s: sum(v["status"] == s for v in verdicts if v["kind"] == "implementation") for s in ("holds", "differs")}
     return {"run_dir": str(run_dir.resolve()), "scale": manifest.get("scale"), "seed": manifest.get("seed"),
             "git_revision": manifest.get("git_revision"), "versions": manifest.get("versions", {}),
             "started": manifest.get("started"), "finished": manifest.get("finished"),
             "total_seconds": round(sum(c["seconds"] or 0 for c in chapters), 1),
-            "chapters": chapters, "verdicts": verdicts, "verdict_counts": counts}
+            "chapters": chapters, "verdicts": verdicts, "verdict_counts": counts, "implementation_counts": impl}
 
 
 def _fmt(value: Any) -> str:
@@ -66,15 +69,32 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"# smolbook report card: {card['scale'] or 'run'} scale", "",
         f"Run folder `{card['run_dir']}`, seed {card['seed']}, git {card['git_revision']}, "
         f"{card['total_seconds']:.0f}s of notebook time.", "",
-        f"**Verdicts:** {c['holds']} hold, {c['differs']} differ, {c['inconclusive']} inconclusive.", "",
+        f"**Verdicts on the recipe's claims:** {c['holds']} hold, {c['differs']} differ, {c['inconclusive']} "
+        f"inconclusive. **Implementation checks:** {card['implementation_counts']['holds']} pass, "
+        f"{card['implementation_counts']['differs']} fail (not evidence).", "",
         "## Claims checked", "",
     ]
-    if card["verdicts"]:
-        lines += ["| chapter | claim | measured | verdict |", "|---|---|---|---|"]
-        lines += [f"| {v['chapter']} | {_cell(v['claim'])} | {_cell(v['measured'])} | {STATUS_MARK[v['status']]} |"
-                  for v in card["verdicts"]]
+    empirical = [v for v in card["verdicts"] if v["kind"] == "empirical"]
+    if empirical:
+        lines += [f"| chapter | claim | effect | {CONFIDENCE:.0%} CI | margin | seeds | verdict | measured |",
+                  "|---|---|---:|---|---:|---:|---|---|"]
+        for v in empirical:
+            eff = "" if v.get("effect") is None else f"{v['effect']:+.4f}"
+            ci = "" if not v.get("interval") else f"[{v['interval'][0]:+.4f}, {v['interval'][1]:+.4f}]"
+            margin = "" if v.get("margin") is None else f"{v['margin']:g}"
+            lines.append(f"| {v['chapter']} | {_cell(v['claim'])} | {eff} | {ci} | {margin} | {v.get('n_seeds') or ''} "
+                         f"| {STATUS_MARK[v['status']]} | {_cell(v['measured'])} |")
+        rules = list(dict.fromkeys(v["rule"] for v in empirical if v.get("rule")))
+        lines += [""] + [f"Rule: {r}" for r in rules]
     else:
         lines.append("No verdicts were recorded.")
+    checks = [v for v in card["verdicts"] if v["kind"] == "implementation"]
+    if checks:
+        lines += ["", "## Implementation checks", "",
+                  "The code builds what the recipe describes; these are not evidence for any claim.", "",
+                  "| chapter | check | measured | result |", "|---|---|---|---|"]
+        lines += [f"| {v['chapter']} | {_cell(v['claim'])} | {_cell(v['measured'])} | "
+                  f"{'pass' if v['status'] == 'holds' else 'FAIL'} |" for v in checks]
     lines += ["", "## Chapters", "", "| chapter | status | seconds |", "|---|---|---:|"]
     for ch in card["chapters"]:
         secs = "" if ch["seconds"] is None else f"{ch['seconds']:.1f}"

@@ -228,16 +228,49 @@ class RunSummary:
     seconds: float = 0.0
 
 
+RESERVED_PARAMS = ("scale", "seed", "output_dir")
+
+
+def parse_params(items: list[str] | None) -> dict[str, Any]:
+    """``["apo_loss=sigmoid", "seeds=3"]`` -> ``{"apo_loss": "sigmoid", "seeds": 3}`` (values read as YAML)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise SmolbookError(f"--param expects key=value with a Python name as key, got '{item}'")
+        if key in RESERVED_PARAMS:
+            raise SmolbookError(f"--param {key}=...: use --{key.replace('_dir', '')} for {key}")
+        try:
+            out[key] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            out[key] = value
+    return out
+
+
 def run_book(scale: str = DEFAULT_SCALE, output: str | os.PathLike | None = None, only: str | None = None,
              start: str | None = None, force: bool = False, seed: int = 0, notebooks_dir: Path | None = None,
-             progress: bool = True) -> RunSummary:
-    """Run the selected notebooks in order; the first failure raises :class:`RunFailed`."""
+             progress: bool = True, params: dict[str, Any] | None = None) -> RunSummary:
+    """Run the selected notebooks in order; the first failure raises :class:`RunFailed`.
+
+    ``params`` are chapter options passed through papermill (a chapter reads those its parameters cell names) and
+    into every notebook's fingerprint, so changing one reruns the chapters.
+    """
     if scale not in SCALE_NAMES:
         raise SmolbookError(f"unknown scale '{scale}': choose one of {', '.join(SCALE_NAMES)}")
     run_dir = Path(output if output is not None else f"runs/{scale}").resolve()
+    if " " in str(run_dir):
+        # papermill, accelerate and mergekit each take paths on command lines; one path with a space breaks a stage.
+        raise SmolbookError(f"run folder '{run_dir}' has a space in its path: choose a folder without spaces (--output)")
     books = discover(notebooks_dir or default_notebooks_dir())
     chosen = select(books, only, start)
-    params = {"scale": scale, "seed": int(seed), "output_dir": str(run_dir)}
+    extra = dict(params or {})
+    clash = [k for k in extra if k in RESERVED_PARAMS]
+    if clash:
+        raise SmolbookError(f"chapter options cannot set {', '.join(clash)}: use the run's own arguments")
+    params = {"scale": scale, "seed": int(seed), "output_dir": str(run_dir), **extra}
     fps = fingerprints(books, params)
     manifest = Manifest(run_dir)
     manifest.data.update({"scale": scale, "seed": int(seed), "git_revision": git_revision(), "versions": versions(),
@@ -283,7 +316,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     notebooks_dir = Path(args.notebooks) if args.notebooks else None
     try:
         summary = run_book(scale=args.scale, output=args.output, only=args.only, start=args.start, force=args.force,
-                           seed=args.seed, notebooks_dir=notebooks_dir, progress=not args.no_progress)
+                           seed=args.seed, notebooks_dir=notebooks_dir, progress=not args.no_progress,
+                           params=parse_params(args.param))
     except RunFailed as e:
         print(f"smolbook: {e}", file=sys.stderr)
         out = Path(args.output if args.output is not None else f"runs/{args.scale}")
@@ -309,4 +343,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed injected into every notebook (default 0)")
     p.add_argument("--notebooks", help="folder of NN_name.py notebooks (default ./notebooks)")
     p.add_argument("--no-progress", action="store_true", help="no live cell progress bar")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="a chapter option passed to every notebook through papermill, e.g. --param apo_loss=sigmoid "
+                        "(repeatable; part of each notebook's fingerprint)")
     p.set_defaults(func=_cmd_run)

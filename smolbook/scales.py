@@ -2,7 +2,10 @@
 
 The table lives in ``scales.yaml`` beside this module and is validated when loaded, so a
 malformed entry fails with a message naming the scale and the field rather than deep inside a
-training loop.
+training loop. It holds only what a scale chooses (sizes, budgets, devices); the recipe's shape and
+numbers come from the recipe data (:mod:`smolbook.recipe`): the query heads per KV head, the NoPE
+interval, RoPE theta per stage, the long-context lengths as multiples of the base length, the stage
+shares, and at ``full`` (``model: recipe`` and fields written ``recipe``) the released 3B itself.
 """
 from __future__ import annotations
 
@@ -16,10 +19,14 @@ import yaml
 from smolbook.errors import SmolbookError
 
 SCALES_FILE = Path(__file__).with_name("scales.yaml")
-SCALE_NAMES = ("smoke", "tiny", "small", "full")
+SCALE_NAMES = ("smoke", "tiny", "gpu", "small", "full")  # gpu: offline, one CUDA GPU (no hub)
 DEFAULT_SCALE = "tiny"
-# The three pretraining stages at 8 : 2 : 1.1 of the token budget (stage1_8T / stage2_8T_9T / stage3_9T_11T).
-STAGE_SHARES = {"stable": 8.0 / 11.1, "stable-2": 2.0 / 11.1, "decay": 1.1 / 11.1}
+# Post-training phases the table budgets (the long-context stages are budgeted by their recipe stage names).
+LONG_CONTEXT_STAGES = ("lc-32k", "lc-64k")
+PHASES = (*LONG_CONTEXT_STAGES, "mid_training", "sft", "preference")
+# Scale fields ``full`` may write as ``recipe``: taken from the released pretraining run.
+RECIPE_FIELDS = ("seq_len", "micro_batch_size", "global_batch_size", "pretrain_tokens", "learning_rate", "warmup_steps")
+MODEL_SIZE_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
 
 
 class ScaleError(SmolbookError, ValueError):
@@ -44,6 +51,30 @@ class ModelShape:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """One training phase after pretraining at one scale: its tokens, rows, learning rate and schedule.
+
+    ``tokens`` is per epoch; ``rows_per_step`` x ``seq_len`` keeps the tokens per step of pretraining, as the
+    recipe does for its long-context stages; ``learning_rate`` is the scale's pretraining rate times the
+    recipe's ratio where the recipe gives one (long context: 2e-5 / 2e-4), else the scale's ``lr_ratio``.
+    """
+
+    phase: str
+    tokens: int
+    epochs: int
+    seq_len: int
+    rows_per_step: int
+    learning_rate: float
+    warmup_steps: int
+    schedule: str
+    lr_source: str
+
+    @property
+    def steps(self) -> int:
+        return max(1, self.epochs * self.tokens // (self.rows_per_step * self.seq_len))
+
+
+@dataclass(frozen=True)
 class Scale:
     """Sizes for one scale. ``seq_len`` stands for the recipe's 4k; ``long_context`` for 32k and 64k."""
 
@@ -55,7 +86,7 @@ class Scale:
     tokenizer: str
     model: ModelShape
     seq_len: int
-    long_context: tuple[int, int]
+    long_context: tuple[int, int]  # derived: the recipe's 32k and 64k as multiples of seq_len
     micro_batch_size: int
     global_batch_size: int
     pretrain_tokens: int
@@ -66,6 +97,7 @@ class Scale:
     seeds: tuple[int, ...]
     corpus_docs_per_domain: int
     eval_examples_per_task: int
+    budgets: dict[str, Budget]
 
     @property
     def tokens_per_step(self) -> int:
@@ -79,50 +111,165 @@ class Scale:
     def ablation_steps(self) -> int:
         return max(1, self.ablation_tokens // self.tokens_per_step)
 
+    def stage_step_boundaries(self) -> dict[str, tuple[int, int]]:
+        """Step interval ``[start, end)`` of each pretraining stage, at the shares the released configs ran."""
+        return split_steps(self.pretrain_steps, pretraining_shares())
+
     def stage_token_boundaries(self) -> dict[str, tuple[int, int]]:
-        """Token interval ``[start, end)`` of each pretraining stage (8 : 2 : 1.1 of the budget)."""
-        out, start = {}, 0
-        for i, (stage, share) in enumerate(STAGE_SHARES.items()):
-            end = self.pretrain_tokens if i == len(STAGE_SHARES) - 1 else start + round(share * self.pretrain_tokens)
-            out[stage] = (start, end)
-            start = end
-        return out
+        """Token interval ``[start, end)`` of each pretraining stage (whole steps of ``tokens_per_step``)."""
+        return {k: (a * self.tokens_per_step, b * self.tokens_per_step) for k, (a, b) in self.stage_step_boundaries().items()}
+
+    def lr_decay_fraction(self) -> float:
+        """Share of the pretraining steps in the learning-rate decay: exactly the decay stage's steps, since the
+        configs start the decay with that stage (``lr_decay_starting_step`` = its first step)."""
+        from smolbook.recipe import load_recipe
+
+        a, b = self.stage_step_boundaries()[load_recipe().lr_decay_stage()]
+        return (b - a) / self.pretrain_steps
+
+    def budget(self, phase: str) -> Budget:
+        """The budget of a phase after pretraining (``lc-32k``, ``lc-64k``, ``mid_training``, ``sft``, ``preference``)."""
+        if phase not in self.budgets:
+            raise ScaleError(f"scale '{self.name}' has no budget for '{phase}': choose one of {', '.join(self.budgets)}")
+        return self.budgets[phase]
+
+
+def pretraining_shares() -> dict[str, float]:
+    """Each pretraining stage's share of the steps, from the recipe (0.731 / 0.158 / 0.111)."""
+    from smolbook.recipe import load_recipe
+
+    return load_recipe().pretraining_step_shares()
+
+
+def split_steps(steps: int, shares: dict[str, float]) -> dict[str, tuple[int, int]]:
+    """Cut ``steps`` into consecutive ``[start, end)`` intervals at cumulative ``shares`` (rounded to whole steps;
+    the last interval ends at ``steps``). The one rounding rule of stage boundaries, used by the scales and the
+    data stream alike, so the learning-rate decay and the decay mixture start at the same step."""
+    total = sum(shares.values())
+    out, cum, start = {}, 0.0, 0
+    names = list(shares)
+    for i, name in enumerate(names):
+        cum += shares[name]
+        end = steps if i == len(names) - 1 else round(steps * cum / total)
+        out[name] = (start, max(start, end))
+        start = out[name][1]
+    return out
 
 
 def _fail(scale: str, msg: str) -> ScaleError:
     return ScaleError(f"scales table {SCALES_FILE.name}, scale '{scale}': {msg}")
 
 
+def _model_shape(name: str, raw: Any) -> ModelShape:
+    """A scale's model: ``recipe`` (the released 3B) or a few size fields; the recipe gives the rest (4 query heads
+    per KV head, NoPE every 4th layer, RoPE theta per stage). ``num_key_value_heads`` and ``no_rope_layer_interval``
+    may be overridden (smoke's two layers keep one NoPE layer with an interval of 2)."""
+    from smolbook.recipe import load_recipe
+
+    r = load_recipe()
+    a = r.architecture
+    if raw == "recipe":
+        raw = {k: getattr(a, k) for k in MODEL_SIZE_FIELDS}
+    optional = ("num_key_value_heads", "no_rope_layer_interval")
+    if not isinstance(raw, dict) or not set(MODEL_SIZE_FIELDS) <= set(raw) or set(raw) - set(MODEL_SIZE_FIELDS) - set(optional):
+        got = sorted(raw) if isinstance(raw, dict) else raw
+        raise _fail(name, f"model: 'recipe' or the fields {', '.join(MODEL_SIZE_FIELDS)} (optionally "
+                          f"{', '.join(optional)}), got {got}")
+    try:
+        size = {k: int(raw[k]) for k in MODEL_SIZE_FIELDS}
+        heads_per_kv = a.num_attention_heads // a.num_key_value_heads
+        kv = int(raw.get("num_key_value_heads", max(1, size["num_attention_heads"] // heads_per_kv)))
+        interval = int(raw.get("no_rope_layer_interval", a.no_rope_layer))
+    except (TypeError, ValueError) as e:
+        raise _fail(name, f"model: bad value ({e})") from None
+    return ModelShape(**size, num_key_value_heads=kv, no_rope_layer_interval=interval, rope_theta=a.rope_theta,
+                      rope_theta_long=tuple(r.runs[st].rope_theta for st in LONG_CONTEXT_STAGES))
+
+
+def _budgets(name: str, raw: Any, scale_kw: dict, long_context: tuple[int, ...]) -> dict[str, Budget]:
+    """Each phase's budget: tokens (and for post-training phases seq_len and lr_ratio) from the table; epochs,
+    schedule, warm-up share and long-context learning rates from the recipe."""
+    from smolbook.recipe import load_post_training, load_recipe
+
+    r, pt = load_recipe(), load_post_training()
+    if not isinstance(raw, dict) or set(raw) != set(PHASES):
+        got = ", ".join(raw) if isinstance(raw, dict) else raw
+        raise _fail(name, f"budgets: need exactly {', '.join(PHASES)} (got {got})")
+    tokens_per_step = scale_kw["global_batch_size"] * scale_kw["seq_len"]
+    base_lr = scale_kw["learning_rate"]
+    pre = r.runs["pretraining"].schedule
+    out = {}
+    for phase in PHASES:
+        b = raw[phase]
+        allowed = {"tokens", "epochs", "seq_len", "lr_ratio", "warmup_fraction"}
+        if not isinstance(b, dict) or "tokens" not in b or set(b) - allowed:
+            raise _fail(name, f"budgets.{phase}: needs tokens (and optionally {', '.join(sorted(allowed - {'tokens'}))})")
+        try:
+            if phase in LONG_CONTEXT_STAGES:
+                run = r.runs[phase]
+                seq = long_context[LONG_CONTEXT_STAGES.index(phase)]
+                tokens = run.tokens if b["tokens"] == "recipe" else int(b["tokens"])
+                lr, lr_source = base_lr * run.schedule.learning_rate / pre.learning_rate, \
+                    f"recipe ratio {run.schedule.learning_rate:g} / {pre.learning_rate:g}"
+                warm_share, schedule, epochs = run.schedule.lr_warmup_steps / run.schedule.train_steps, \
+                    run.schedule.lr_decay_style, 1
+            else:
+                section = {"mid_training": "mid_training", "sft": "sft", "preference": "apo"}[phase]
+                recipe_tokens = pt.value(section, "tokens_per_epoch" if phase == "mid_training" else "tokens") \
+                    if phase != "preference" else None
+                tokens = recipe_tokens if b["tokens"] == "recipe" else int(b["tokens"])
+                if tokens is None:
+                    raise ValueError("the recipe states no token count for this phase: give a number")
+                seq = pt.value("apo", "max_tokens") if b.get("seq_len") == "recipe" and phase == "preference" \
+                    else int(b.get("seq_len", scale_kw["seq_len"]))
+                epochs = int(b.get("epochs", pt.value(section, "epochs") if phase != "preference" else 1))
+                lr, lr_source = base_lr * float(b["lr_ratio"]), f"scale choice: {float(b['lr_ratio']):g} x pretraining " \
+                    "(the recipe states no learning rate)"
+                warm_share, schedule = float(b.get("warmup_fraction", 0.05)), "cosine"
+            rows = max(1, tokens_per_step // seq)
+            steps = max(1, epochs * tokens // (rows * seq))
+            out[phase] = Budget(phase=phase, tokens=int(tokens), epochs=epochs, seq_len=int(seq), rows_per_step=rows,
+                                learning_rate=lr, warmup_steps=min(steps - 1, round(warm_share * steps)) if steps > 1 else 0,
+                                schedule=schedule, lr_source=lr_source)
+        except (KeyError, TypeError, ValueError) as e:
+            raise _fail(name, f"budgets.{phase}: bad value ({e})") from None
+    return out
+
+
 def _build(name: str, raw: Any) -> Scale:
+    from smolbook.recipe import load_recipe
+
     if not isinstance(raw, dict):
         raise _fail(name, "expected a mapping of fields")
-    expected = {f.name for f in fields(Scale)} - {"name"}
+    expected = {f.name for f in fields(Scale)} - {"name", "long_context"}
     missing, unknown = expected - raw.keys(), raw.keys() - expected
     if missing:
         raise _fail(name, f"missing field(s): {', '.join(sorted(missing))}")
     if unknown:
         raise _fail(name, f"unknown field(s): {', '.join(sorted(unknown))}")
-    m = raw["model"]
-    mexpected = {f.name for f in fields(ModelShape)}
-    if not isinstance(m, dict) or set(m) != mexpected:
-        got = set(m) if isinstance(m, dict) else set()
-        raise _fail(name, f"model: expected fields {sorted(mexpected)}, got {sorted(got)}")
+    r = load_recipe()
+    pre = r.runs["pretraining"]
+    from_recipe = {"seq_len": pre.sequence_length, "micro_batch_size": pre.micro_batch_size,
+                   "global_batch_size": pre.sequences_per_step, "pretrain_tokens": pre.tokens,
+                   "learning_rate": pre.schedule.learning_rate, "warmup_steps": pre.schedule.lr_warmup_steps}
+    model = _model_shape(name, raw["model"])
     try:
-        model = ModelShape(
-            **{k: (tuple(float(x) for x in v) if k == "rope_theta_long" else (float(v) if k == "rope_theta" else int(v)))
-               for k, v in m.items()}
-        )
         kw = dict(raw, model=model)
-        kw["long_context"] = tuple(int(x) for x in raw["long_context"])
+        for k in RECIPE_FIELDS:
+            if raw[k] == "recipe":
+                kw[k] = from_recipe[k]
         kw["seeds"] = tuple(int(x) for x in raw["seeds"])
         for k in ("micro_batch_size", "global_batch_size", "pretrain_tokens", "ablation_tokens", "seq_len",
                   "warmup_steps", "eval_every_steps", "corpus_docs_per_domain", "eval_examples_per_task"):
-            kw[k] = int(raw[k])
-        kw["learning_rate"] = float(raw["learning_rate"])
+            kw[k] = int(kw[k])
+        kw["learning_rate"] = float(kw["learning_rate"])
         kw["offline"] = bool(raw["offline"])
-        scale = Scale(name=name, **kw)
     except (TypeError, ValueError) as e:
         raise _fail(name, f"bad value ({e})") from None
+    # The long-context lengths keep the recipe's multiples of the base length (4k -> 32k -> 64k: x8, then x2).
+    long_context = tuple(kw["seq_len"] * r.runs[st].sequence_length // pre.sequence_length for st in LONG_CONTEXT_STAGES)
+    kw["budgets"] = _budgets(name, raw["budgets"], kw, long_context)
+    scale = Scale(name=name, long_context=long_context, **kw)
     _validate(scale)
     return scale
 
@@ -133,10 +280,6 @@ def _validate(s: Scale) -> None:
         (m.hidden_size % m.num_attention_heads == 0, "hidden_size must be divisible by num_attention_heads"),
         (m.num_attention_heads % m.num_key_value_heads == 0, "num_attention_heads must be a multiple of num_key_value_heads"),
         (m.num_hidden_layers % m.no_rope_layer_interval == 0, "num_hidden_layers must be a multiple of no_rope_layer_interval"),
-        (m.rope_theta_long[0] > m.rope_theta and m.rope_theta_long[1] > m.rope_theta_long[0],
-         "rope_theta_long must raise RoPE theta at each context extension"),
-        (len(s.long_context) == 2 and s.long_context[0] == 8 * s.seq_len and s.long_context[1] == 2 * s.long_context[0],
-         "long_context must be [8 x seq_len, 16 x seq_len] (the recipe's 4k -> 32k -> 64k)"),
         (s.global_batch_size % s.micro_batch_size == 0, "global_batch_size must be a multiple of micro_batch_size"),
         (min(s.seq_len, s.micro_batch_size, s.pretrain_tokens, s.ablation_tokens, s.warmup_steps, s.eval_every_steps) > 0,
          "sizes must be positive"),
@@ -179,3 +322,27 @@ def get_scale(name: str | Scale) -> Scale:
     if name not in table:
         raise ScaleError(f"unknown scale '{name}': choose one of {', '.join(table)}")
     return table[name]
+
+
+def departures(scale: str | Scale) -> list[dict[str, Any]]:
+    """Where a scale departs from the recipe's proportions, computed: each phase's tokens (times epochs) as a share
+    of pretraining, in the recipe and at this scale. At tiny the recipe's 50B of 11T tokens would be two steps, so
+    the long-context and post-training phases get a larger share; this table says by how much."""
+    from smolbook.recipe import load_post_training, load_recipe
+
+    s = get_scale(scale)
+    r, pt = load_recipe(), load_post_training()
+    pre_tokens = r.runs["pretraining"].tokens
+    recipe_tokens = {"lc-32k": r.runs["lc-32k"].tokens, "lc-64k": r.runs["lc-64k"].tokens,
+                     "mid_training": pt.value("mid_training", "tokens"),
+                     "sft": pt.value("sft", "tokens") * pt.value("sft", "epochs"), "preference": None}
+    rows = []
+    for phase in PHASES:
+        b = s.budget(phase)
+        ours = b.tokens * b.epochs / s.pretrain_tokens
+        ref = recipe_tokens[phase]
+        rows.append({"phase": phase, "recipe tokens": ref, "recipe share of pretraining": None if ref is None else ref / pre_tokens,
+                     f"{s.name} tokens": b.tokens * b.epochs, f"{s.name} share of pretraining": ours,
+                     "x recipe share": None if ref is None else ours / (ref / pre_tokens), "steps": b.steps,
+                     "seq_len": b.seq_len, "learning rate": b.learning_rate, "learning rate from": b.lr_source})
+    return rows

@@ -48,3 +48,33 @@ def test_a_wrong_weight_is_detected(recipe):
     name = "fineweb-edu"
     text = (CARDS / card_filename(name)).read_text().replace("| stable | 0.333 |", "| stable | 0.3 |")
     assert parse_card_weights(text) != _recipe_weights(recipe, name)
+
+
+# -- post-training datasets (data_cards/post_training/) ---------------------------------------------
+def test_every_post_training_dataset_has_an_up_to_date_card():
+    from smolbook.data.cards import (POST_TRAINING_DIR, POST_TRAINING_INFO, render_post_training_card,
+                                     render_post_training_overview)
+    from smolbook.recipe.post_training import load_post_training
+
+    post, folder = load_post_training(), CARDS / POST_TRAINING_DIR
+    for section, entry in post.datasets():
+        path = folder / card_filename(entry.name)
+        assert path.exists(), f"missing data card post_training/{path.name}: run `smolbook data cards`"
+        text = path.read_text()
+        assert text == render_post_training_card(section, entry), entry.name
+        assert f"| section | {section} |" in text and f"`{entry.hub_id}`" in text and entry.role in text
+        assert entry.name in POST_TRAINING_INFO, f"describe {entry.name} in POST_TRAINING_INFO"
+    assert (folder / "README.md").read_text() == render_post_training_overview(post)
+    expected = {card_filename(d.name) for _, d in post.datasets()} | {"README.md"}
+    assert {p.name for p in folder.glob("*.md")} == expected
+
+
+def test_post_training_cards_say_how_each_dataset_is_read(tmp_path):
+    from smolbook.data.cards import write_post_training_cards
+
+    paths = write_post_training_cards(tmp_path)
+    text = {p.stem: p.read_text() for p in paths}
+    assert "| row format | `sharegpt`" in text["OpenThoughts3-1.2M"]
+    assert "| rows used | version = v1.1, reasoning = on |" in text["Llama-Nemotron-Post-Training-Dataset-v1.1-R1"]
+    assert "| mode | no_think |" in text["tulu-3-8b-preference-mixture"]
+    assert "not read" in text["teacher-traces"]

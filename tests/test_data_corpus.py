@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from smolbook.data import DOMAINS, EVAL_TASKS, generate_corpus, prepare
+from smolbook.data import DOMAINS, EVAL_TASKS, generate_corpus, longdocs, prepare
 from smolbook.data.problems import Arithmetic
 from smolbook.data.programs import run_program, training_programs
 from smolbook.data.tokenizer import ALL_RESERVED, BOS, EOS, PAD
@@ -31,7 +31,8 @@ def test_deterministic_from_seed():
 
 def test_every_domain_and_task_is_sized_by_the_arguments(corpus):
     assert set(corpus.train) == set(DOMAINS) == set(corpus.valid)
-    assert all(len(corpus.train[d]) == 120 and len(corpus.valid[d]) > 0 for d in DOMAINS)
+    extra = {d: longdocs.n_long(120) if d in longdocs.LONG_DOMAINS else 0 for d in DOMAINS}
+    assert all(len(corpus.train[d]) == 120 + extra[d] and len(corpus.valid[d]) > 0 for d in DOMAINS)
     assert set(corpus.evals) == set(EVAL_TASKS) and all(len(corpus.evals[t]) == 30 for t in EVAL_TASKS)
 
 
@@ -90,6 +91,8 @@ def test_code_outputs_are_what_the_programs_print(corpus):
 
 def test_reasoning_docs_think_then_answer(corpus):
     for d in corpus.train["reasoning"]:
+        if d["kind"] == "long":  # a book of problems (tests/test_longcontext.py)
+            continue
         assert re.fullmatch(r"Problem: .+\n<think>\n.+\n</think>\nThe answer is .+\.", d["text"], re.S)
         assert d["text"].endswith(f"The answer is {d['answer']}.")
 
@@ -114,7 +117,8 @@ def test_prepare_writes_datasets_tokens_and_a_loadable_tokenizer(smoke):
     text = "Problem: 3 + 4?\n<think>\n3 + 4 = 7.\n</think>\nThe answer is 7. Café naît à Kessa."
     assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
     for d in DOMAINS:
-        assert smoke.train[d].column_names[0] == "text" and len(smoke.train[d]) == scale.corpus_docs_per_domain
+        n_long = longdocs.n_long(scale.corpus_docs_per_domain) if d in longdocs.LONG_DOMAINS else 0
+        assert smoke.train[d].column_names[0] == "text" and len(smoke.train[d]) == scale.corpus_docs_per_domain + n_long
         td = smoke.tokens["train"][d]
         assert len(td) == len(smoke.train[d])
         assert all(td.doc(i)[-1] == tok.eos_token_id for i in range(len(td)))

@@ -58,8 +58,11 @@ def test_stage_switches_at_the_token_boundary():
     data = _fake_data()
     budget, T, B = 111_000, 64, 8
     stream = PretrainStream(data, token_budget=budget, seq_len=T, batch_size=B)
-    bounds = default_boundaries(["stable", "stable-2", "decay"], budget)
-    assert bounds == stream.boundaries and bounds["stable"] == (0, round(budget * 8 / 11.1))
+    bounds = default_boundaries(["stable", "stable-2", "decay"], budget, T * B)
+    steps = budget // (T * B)
+    # the configs' shares of whole steps: stable-2 from step 3,450,001 and decay from 4,198,001 of 4,720,000
+    assert bounds == stream.boundaries and bounds["stable"] == (0, round(steps * 3_450_000 / 4_720_000) * T * B)
+    assert bounds["decay"][0] == round(steps * 4_198_000 / 4_720_000) * T * B
     reasoning = CATEGORIES.index("reasoning")  # weight 0 before the decay stage
     first_reasoning_token, seen_stages = None, []
     for batch in stream:
@@ -233,7 +236,7 @@ def test_online_prepare_without_the_hub_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(SmolbookError, match=r"meta-llama/Llama-3\.2-1B.*offline scales \(smoke, tiny\)"):
+    with pytest.raises(SmolbookError, match=r"HuggingFaceTB/SmolLM3-3B.*offline scales \(smoke, tiny, gpu\)"):
         prepare("small", tmp_path)
 
 
@@ -247,3 +250,27 @@ def test_every_recipe_dataset_has_a_loader_at_both_kinds_of_scale(local_hub):
     online = SimpleNamespace(scale=get_scale("small"))
     spec = SourceSpec("local", 1.0, "web", hub_id=str(local_hub), text_field="body")
     assert next(dataset_texts(spec, online)).startswith("document number 0")
+
+
+def test_upsampling_long_documents_draws_them_factor_times_and_resumes_exactly():
+    from smolbook.data.mixture import OfflineTokenSource
+
+    docs = _fake_data(n_docs=200).tokens["train"]["web"]
+    long = set(np.flatnonzero(docs.lengths >= 200).tolist())
+    assert 0 < len(long) < len(docs)
+    plain, up = OfflineTokenSource(docs, 0, "web"), OfflineTokenSource(docs, 0, "web", upsample_long=(200, 3))
+    assert len(plain._order) == len(docs) and len(up._order) == len(docs) + 2 * len(long)
+    drawn = np.bincount(up._order, minlength=len(docs))
+    assert all(drawn[i] == (3 if i in long else 1) for i in range(len(docs)))
+    data = _fake_data()
+    kw = dict(stages=["lc-32k"], token_budget=64 * 512, seq_len=512, batch_size=4, upsample_long=(256, 4))
+    a = PretrainStream(data, **kw)
+    first = [next(a) for _ in range(3)]
+    b = PretrainStream(data, **kw)
+    for _ in range(2):
+        next(b)
+    c = PretrainStream(data, **kw)
+    c.load_state_dict(b.state_dict())
+    assert torch.equal(next(c)["input_ids"], first[2]["input_ids"])
+    with pytest.raises(SmolbookError, match="does not match"):
+        PretrainStream(data, **{**kw, "upsample_long": None}).load_state_dict(b.state_dict())

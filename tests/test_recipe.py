@@ -105,6 +105,7 @@ def test_architecture_optimizer_schedule_batch_match(run):
         assert (rr.micro_batch_size, rr.batch_accumulation_per_replica) == (t["micro_batch_size"],
                                                                            t["batch_accumulation_per_replica"])
         assert (rr.dp, rr.tp, rr.pp, rr.context_parallel_size) == (p["dp"], p["tp"], p["pp"], p["context_parallel_size"])
+        assert rr.load_optimizer == c["checkpoints"]["load_optimizer"]
 
 
 @needs_ref
@@ -265,3 +266,51 @@ def test_cli_show_mixture_and_ledger_tables(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert any(r["topic"] == "4k->32k RoPE theta" and r["agrees"] is False for r in rows)
     assert format_summary(load_recipe()).count("\n") < 60   # fits a terminal page or two
+
+
+def test_post_training_recipe_prints_the_published_numbers():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    smolbook = str(Path(sys.executable).with_name("smolbook"))
+    r = subprocess.run([smolbook, "recipe", "post-training", "--json"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    pt = json.loads(r.stdout)
+    assert list(pt) == ["mid_training", "sft", "apo", "merge", "inference"]
+    mid, sft, apo, merge, inf = (pt[k] for k in pt)
+    assert (mid["tokens_per_epoch"], mid["epochs"], mid["tokens"]) == (35e9, 4, 140e9)
+    assert (mid["format"], mid["packing"]) == ("chatml", "wrapped")
+    hub = {d["hub_id"] for d in mid["datasets"]}
+    assert {"open-thoughts/OpenThoughts3-1.2M", "nvidia/Llama-Nemotron-Post-Training-Dataset"} <= hub
+    assert (sft["tokens"], sft["non_reasoning_tokens"], sft["reasoning_tokens"], sft["epochs"]) == (1.8e9, 1e9, 0.8e9, 4)
+    assert sft["non_reasoning_tokens"] + sft["reasoning_tokens"] == sft["tokens"]
+    assert (sft["packing"], sft["loss"], sft["teacher"]) == ("bfd", "assistant_only", "Qwen/Qwen3-32B")
+    assert apo["no_think_pairs"] == "allenai/llama-3.1-tulu-3-8b-preference-mixture"
+    assert (apo["think_chosen"], apo["think_rejected"]) == ("Qwen/Qwen3-32B", "Qwen/Qwen3-0.6B")
+    assert apo["max_tokens"] == 24000 and apo["loss_variant"] is None and apo["default_loss_type"] == "apo_zero"
+    assert (merge["soup_weight"], merge["mid_training_weight"], merge["method"]) == (0.9, 0.1, "linear")
+    assert (inf["temperature"], inf["top_p"], inf["yarn_factor"]) == (0.6, 0.95, 2.0)
+    assert inf["original_max_position_embeddings"] * inf["yarn_factor"] == inf["max_position_embeddings"] == 131072
+    for section in pt.values():
+        assert all({"name", "hub_id", "role"} <= set(d) for d in section["datasets"])
+        assert all(section["sources"].values())  # every fact names its source
+
+
+def test_post_training_file_errors_name_the_entry(tmp_path):
+    import yaml
+
+    from smolbook.recipe import RecipeError
+    from smolbook.recipe.post_training import POST_TRAINING_FILE, load_post_training_file
+
+    raw = yaml.safe_load(POST_TRAINING_FILE.read_text())
+    raw["sft"]["facts"]["epochs"].pop("source")
+    bad = tmp_path / "post.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(RecipeError, match="sft.facts.epochs: needs value, stated and source"):
+        load_post_training_file(bad)
+    raw = yaml.safe_load(POST_TRAINING_FILE.read_text())
+    raw["apo"]["facts"]["max_tokens"] = {"value": None, "stated": "?", "source": "blog"}
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(RecipeError, match="needs a note"):
+        load_post_training_file(bad)

@@ -148,7 +148,7 @@ def smolbook(*args: str, **kw) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--scale", "huge"], "unknown scale 'huge': choose one of smoke, tiny, small, full"),
+    (["--scale", "huge"], "unknown scale 'huge': choose one of smoke, tiny, gpu, small, full"),
     (["--only", "99"], "no notebook '99': choose from"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(args, needle, book: Path, tmp_path: Path):
@@ -198,3 +198,30 @@ def test_report_of_missing_run_names_the_command(tmp_path: Path):
     r = smolbook("report", str(tmp_path / "nowhere"))
     assert r.returncode == 2 and "make one with `smolbook run --scale tiny`" in r.stderr
     assert r.stderr.strip().count("\n") == 0
+
+
+def test_param_reaches_the_notebook_and_its_fingerprint(book: Path, tmp_path: Path):
+    from smolbook.runner import parse_params
+
+    nb = write_nb(book, "02_option", """
+        # %%
+        Path(output_dir, "option.txt").write_text(str(apo_loss))
+        """)
+    # a chapter option is a variable of the notebook's one parameters cell
+    nb.write_text(nb.read_text().replace('output_dir = "runs/tiny"\n', 'output_dir = "runs/tiny"\napo_loss = "apo_zero"\n'))
+    out = tmp_path / "run"
+    run_book("smoke", out, only="02", notebooks_dir=book, progress=False)
+    assert (out / "option.txt").read_text() == "apo_zero"
+    s = run_book("smoke", out, only="02", notebooks_dir=book, progress=False, params=parse_params(["apo_loss=sigmoid"]))
+    assert s.ran == ["02_option"] and (out / "option.txt").read_text() == "sigmoid"
+    s = run_book("smoke", out, only="02", notebooks_dir=book, progress=False, params=parse_params(["apo_loss=sigmoid"]))
+    assert s.skipped == ["02_option"]
+    assert parse_params(["n=3", "ratio=0.5", "on=true"]) == {"n": 3, "ratio": 0.5, "on": True}
+    for bad in (["novalue"], ["seed=3"], ["2x=1"]):
+        with pytest.raises(SmolbookError, match="--param"):
+            parse_params(bad)
+
+
+def test_run_folder_with_a_space_is_refused(book: Path, tmp_path: Path):
+    with pytest.raises(SmolbookError, match="space"):
+        run_book("smoke", tmp_path / "my runs", notebooks_dir=book, progress=False)

@@ -34,7 +34,13 @@ seed = 0
 output_dir = "runs/tiny"
 
 # %%
+import logging
+import sys
+
 import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+from tqdm.auto import tqdm
+
 from smolbook import Chapter
 
 book = Chapter("01_site_fixture", scale, seed, output_dir)
@@ -44,13 +50,24 @@ print(f"fixture chapter at scale {book.scale.name}")
 fig, ax = plt.subplots(figsize=(4, 3))
 ax.plot(range(10), [x * x for x in range(10)])
 ax.set_title("a measured curve")
-book.savefig(fig, "curve")
+book.savefig(fig, "curve", caption="A measured curve.")
 plt.show()
 
 # %%
-book.verdict("the fixture chapter draws a figure", "one figure drawn", "holds")
+# What libraries print around a chapter's work: a progress bar, a warning the book silences at its source,
+# a note on stderr; and a Markdown table.
+for _ in tqdm(range(3), desc="fixture bar"):
+    pass
+logging.getLogger("accelerate.utils.other").warning("Removed shared " + "tensor {'lm_head.weight'} while saving.")
+print("a library note on stderr", file=sys.stderr)
+display(Markdown("| arm | loss |\\n|---|---|\\n| fixture arm | 1.5 |"))
+
+# %%
+claim = "the fixture chapter draws a figure"
+book.verdict(claim, "one figure drawn", "holds")
+print(f"{claim}: holds")
 6 * 7
-'''
+''' + "\n# %%\nvalues = [\n" + "".join(f"    {i},\n" for i in range(34)) + "]\nprint('long cell sum', sum(values))\n"
 
 CHAPTER_2 = '''# %% [markdown]
 # # 02 · Second fixture chapter
@@ -139,14 +156,19 @@ def _page(path: Path) -> _Page:
     return _Page(path.read_text())
 
 
+PARTS = ["Pretraining", "Long context", "Post-training", "Evaluation and inference"]
+
+
 def test_myst_yml_is_the_book():
     config = yaml.safe_load((site.REPO_DIR / "myst.yml").read_text())
     project = config["project"]
     assert project["title"] and project["authors"] and project["description"]
-    toc = json.dumps(project["toc"])
-    order = [toc.index(s) for s in ("site/index.md", "runs/tiny/notebooks/*.ipynb", "data_cards/README.md",
-                                     "runs/tiny/report.md")]
-    assert order == sorted(order), "toc must run intro, chapters, data cards, report card"
+    toc = project["toc"]
+    titles = [e.get("title") or e.get("file") for e in toc]
+    assert titles == ["site/index.md", *PARTS, "Data cards", "runs/tiny/report.md"], \
+        "toc must run intro, the recipe's parts, data cards, report card"
+    chapters = [c["pattern"] for e in toc if e.get("title") in PARTS for c in e["children"]]
+    assert all(c.startswith("runs/tiny/notebooks/") for c in chapters)
     links = json.dumps(config["site"]["nav"])
     for url in ("https://huggingface.co/blog/smollm3", "https://huggingface.co/HuggingFaceTB/SmolLM3-3B",
                 "https://huggingface.co/HuggingFaceTB/SmolLM3-3B-Base",
@@ -161,7 +183,8 @@ def test_stage_points_toc_at_the_run(run_dir: Path, tmp_path: Path):
     assert staged == config
     assert Path(staged["site"]["template"], "template.yml").is_file()
     toc = json.dumps(staged["project"]["toc"])
-    assert "runs/tiny" not in toc and "run/notebooks/*.ipynb" in toc and "run/report.md" in toc
+    assert "runs/tiny" not in toc and "run/notebooks/0[0-7]_*.ipynb" in toc and "run/report.md" in toc
+    assert "08_" not in toc, "a part whose chapters the run lacks is left out"
     assert sorted(p.name for p in (tmp_path / "run" / "notebooks").iterdir()) == \
         ["01_site_fixture.ipynb", "02_site_second.ipynb"]
     cards = sorted(p.name for p in (site.REPO_DIR / "data_cards").glob("*.md"))
@@ -176,12 +199,15 @@ def test_pages_follow_the_toc(run_dir: Path, built):
     page = _page(index)
     assert page.title == yaml.safe_load((site.REPO_DIR / "myst.yml").read_text())["project"]["title"]
     texts = [e["text"] for e in page.nav]
-    expected = ["Introduction", "Chapters", "01 · Site fixture", "02 · Second fixture chapter"]
+    expected = ["Introduction", "Pretraining", "01 · Site fixture", "02 · Second fixture chapter"]
     assert texts[:len(expected)] == expected
     cards = list((site.REPO_DIR / "data_cards").glob("*.md"))
-    if cards:  # the data cards follow the chapters, each one page
-        assert texts[len(expected)] == "Data cards"
-        assert len(texts) == len(expected) + 1 + len(cards) + 1
+    if cards:  # the data cards follow the chapters, each one page, grouped by the stage where they enter
+        assert texts[len(expected):len(expected) + 2] == ["Data cards", "Overview"]
+        stages = {site.card_stage(c) for c in cards if c.name != "README.md"}
+        groups = [t for t in texts if t.startswith("Enters at ")]
+        assert sorted(groups) == sorted(f"Enters at {st}" for st in stages if st)
+        assert len(texts) == len(expected) + 1 + len(groups) + len(cards) + 1
     assert texts[-1].startswith("smolbook report card")
     for entry in page.nav:
         if entry["href"]:
@@ -189,12 +215,16 @@ def test_pages_follow_the_toc(run_dir: Path, built):
     assert seconds < 60
 
 
+def _chapter(index: Path, title: str) -> Path:
+    return next(p for p in index.parent.glob("*.html") if f"<title>{title} ·" in p.read_text())
+
+
 def test_chapter_page_shows_executed_outputs(run_dir: Path, built):
     index, _ = built
     nb = json.loads((run_dir / "notebooks" / "01_site_fixture.ipynb").read_text())
     png = next(o["data"]["image/png"] for c in nb["cells"] for o in c.get("outputs", [])
                if "image/png" in o.get("data", {}))
-    chapter = next(p for p in index.parent.glob("*.html") if "01 · Site fixture" in p.read_text().split("</title>")[0])
+    chapter = _chapter(index, "01 · Site fixture")
     text = chapter.read_text()
     assert "fixture chapter at scale smoke" in text  # a printed line, with the injected parameter
     assert re.search(r'<pre class="output-text">42</pre>', text)  # the execute_result of 6 * 7
@@ -202,7 +232,65 @@ def test_chapter_page_shows_executed_outputs(run_dir: Path, built):
     imgs = [src for tag, src in _page(chapter).refs if tag == "img"]
     assert len(imgs) == 1
     assert (chapter.parent / imgs[0]).read_bytes() == base64.b64decode(png)  # the run's own figure
+    assert "<figcaption>Figure 1. A measured curve.</figcaption>" in text  # captioned from the record
     assert "Download the executed notebook" in text
+
+
+def test_chapter_page_reads_as_the_notebook_shows(built):
+    """Rich outputs as Jupyter shows them; no injected cell, no library noise, no frozen progress bar."""
+    text = _chapter(built[0], "01 · Site fixture").read_text()
+    assert "<td>fixture arm</td>" in text and "IPython.core.display" not in text  # Markdown: a table
+    assert "injected-parameters" not in text and text.count("# Parameters") == 0
+    assert 'scale = <span' in text or 'scale = "smoke"' in text
+    assert 'notebook default: &quot;tiny&quot;' in text or 'notebook default: "tiny"' in text
+    assert "Removed shared tensor" not in text  # silenced at its source (smolbook.quiet)
+    assert "0/3 [" not in text and "0%|" not in text  # a widget bar has no state to show
+    stderr = re.search(r'<details class="output-stderr"><summary>stderr · 1 line</summary>'
+                       r'<pre[^>]*>([^<]*)</pre>', text)
+    assert stderr and stderr.group(1) == "a library note on stderr"
+    assert re.search(r'<details class="code-fold"><summary><code>values = \[</code> … \(37 lines of code\)', text)
+
+
+def test_verdicts_link_to_the_cell_that_decided_them(run_dir: Path, built):
+    index, _ = built
+    chapter = _chapter(index, "01 · Site fixture")
+    cells = json.loads((run_dir / "site_src" / "run" / "notebooks" / "01_site_fixture.ipynb").read_text())["cells"]
+    decided = site.decided_in(cells, "the fixture chapter draws a figure")
+    assert "book.verdict(claim" in "".join(cells[decided]["source"])
+    badge = f'<a class="badge holds" href="{chapter.name}#cell-{decided}"'
+    assert badge in chapter.read_text()  # the chapter's header box
+    assert f'id="cell-{decided}"' in chapter.read_text()
+    landing = index.read_text()
+    assert badge in landing and "the fixture chapter draws a figure" in landing
+    assert '<dt>scale</dt><dd>smoke</dd>' in landing and "<dt>git revision</dt>" in landing
+    thumbs = re.findall(r'<a class="thumb" href="([^"]+)"><img src="([^"]+)"', landing)
+    assert thumbs == [(chapter.name, "figures/01_site_fixture_curve.png")]  # Pretraining's headline figure
+    assert (index.parent / thumbs[0][1]).is_file()
+
+
+def test_search_index_lists_every_page(built):
+    index, _ = built
+    js = (index.parent / "_static" / "search-index.js").read_text()
+    docs = json.loads(js[js.index("=") + 1:].strip().rstrip(";"))
+    assert len(docs) == len(list(index.parent.glob("*.html")))
+    fixture = next(d for d in docs if d["t"] == "01 · Site fixture")
+    assert "fixture chapter at scale smoke" in fixture["x"] and "<" not in fixture["x"]
+
+
+def test_merge_parameters_shows_the_values_used():
+    merged = site.merge_parameters('scale = "tiny"\nseed = 0\n# a note\noutput_dir = "runs/tiny"',
+                                   '# Parameters\nscale = "smoke"\nseed = 0\noutput_dir = "/tmp/run"\nextra = 1\n')
+    assert merged.splitlines() == ['scale = "smoke"  # notebook default: "tiny"', "seed = 0", "# a note",
+                                   'output_dir = "/tmp/run"  # notebook default: "runs/tiny"', "extra = 1"]
+
+
+def test_card_stage_reads_the_stage_table(tmp_path: Path):
+    card = tmp_path / "x.md"
+    card.write_text("# x\n\n## Stages and weights\n\n| stage | weight | share |\n|---|---|---|\n"
+                    "| decay | 0.3 | 30% |\n")
+    assert site.card_stage(card) == "decay"
+    card.write_text("# x\n\nno stages\n")
+    assert site.card_stage(card) is None
 
 
 def test_site_opens_offline(built):

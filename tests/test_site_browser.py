@@ -1,6 +1,9 @@
-"""The built site in a real browser: headless Chromium (Debian's `chromium`) opens the index page and a
-chapter page from disk, with every non-file request blocked, and saves screenshots into the run folder.
-Skipped only where Chromium is not installed and this is not CI; in CI (CI=true) it must run."""
+"""The built site in a real browser: headless Chromium (Debian's `chromium`) opens the landing page and
+every chapter page from disk, with every non-file request blocked, and checks what a reader sees: no IPython
+display reprs, no library warnings, no progress bar at 0%, every image loaded, every internal link and
+anchor resolved, no console errors; the verdict badges, headline figures, captions, pager and search work;
+screenshots go into the run folder. Skipped only where Chromium is not installed and this is not CI; in CI
+(CI=true) it must run."""
 from __future__ import annotations
 
 import os
@@ -33,22 +36,49 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_site_in_chromium(run_dir: Path):
-    seen = site.check_site(run_dir)
+    seen = site.check_site(run_dir, query="fixture")
+    assert site.site_problems(seen) == []
+    assert [Path(p["url"]).name for p in seen["pages"]][0] == "index.html"
+    assert len(seen["pages"]) == 3  # the landing page and both chapters
     title = yaml.safe_load((site.REPO_DIR / "myst.yml").read_text())["project"]["title"]
-    assert seen["index"]["title"] == title
-    nav = seen["index"]["nav"]
-    for entry in ("Introduction", "Chapters", "01 · Site fixture", "02 · Second fixture chapter"):
-        assert entry in nav
-    assert nav[-1].startswith("smolbook report card")
+    index = seen["index"]
+    assert index["title"] == title
+    for entry in ("Introduction", "Pretraining", "01 · Site fixture", "02 · Second fixture chapter"):
+        assert entry in index["nav"]
+    assert index["nav"][-1].startswith("smolbook report card")
+    assert index["badges"] == 1 and index["thumbnails"] == 1
     chapter = seen["chapter"]
     assert chapter["heading"] == "01 · Site fixture"
     assert chapter["current"] == ["01 · Site fixture"]
     assert chapter["images"] and all(i["naturalWidth"] > 0 for i in chapter["images"]), chapter["images"]
+    assert chapter["captions"] == ["Figure 1. A measured curve."]
+    assert chapter["verdicts"] == 1 and chapter["prev"] == 1 and chapter["next"] == 1
     assert chapter["outputs"] >= 3
+    assert seen["search"]["hits"][:2] == ["01 · Site fixture", "02 · Second fixture chapter"]  # title hits first
     assert seen["offsite"] == [], "the site must load nothing but its own files"
     for shot in seen["screenshots"]:
         assert Path(shot).parent == run_dir.resolve()
         assert Path(shot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_check_finds_what_a_reader_must_not_see(run_dir: Path, tmp_path: Path):
+    """The check is not blind: a repr, a frozen bar, a missing image and a dead anchor are each reported."""
+    import shutil
+
+    copy = tmp_path / "run"  # the built site and its page list, figures left behind
+    shutil.copytree(run_dir / "site", copy / "site", ignore=shutil.ignore_patterns("*.png"))
+    (copy / "site_src").mkdir()
+    shutil.copy2(run_dir / "site_src" / "pages.json", copy / "site_src" / "pages.json")
+    chapter = next(p for p in (copy / "site").glob("*.html") if "<title>01 · Site fixture ·" in p.read_text())
+    text = chapter.read_text().replace(
+        "</article>", '<pre>&lt;IPython.core.display.Markdown object&gt;</pre><pre>train:   0%|   | 0/73</pre>'
+                      '<img src="public/missing.png"><a href="index.html#no-such-anchor">x</a></article>')
+    chapter.write_text(text)
+    problems = site.site_problems(site.check_site(copy))
+    mine = [p for p in problems if p.startswith(chapter.name)]
+    for what in ("IPython display object", "frozen at 0%", "image did not load: public/missing.png",
+                 "link leads nowhere: file://"):
+        assert any(what in p for p in mine), (what, mine)
 
 
 def test_check_without_run_folder_names_the_command(tmp_path: Path):

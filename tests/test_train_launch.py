@@ -1,11 +1,18 @@
-"""How runs start at each scale: in-process, accelerate launch (small), SLURM (full)."""
+"""How runs start at each scale: in-process (smoke/tiny), accelerate launch (small), SLURM (full); the CLI."""
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from smolbook.errors import SmolbookError
-from smolbook.train.launch import CONFIG_DIR, launch_command, run_pretraining, write_sbatch
+from smolbook.train import ModelSpec, RunSpec, run
+from smolbook.train.run import CONFIG_DIR, launch_command, write_sbatch
+
+SMOLBOOK = str(Path(sys.executable).with_name("smolbook"))
 
 
 def test_accelerate_configs_are_valid_and_fsdp_wraps_decoder_layers():
@@ -19,19 +26,58 @@ def test_accelerate_configs_are_valid_and_fsdp_wraps_decoder_layers():
         assert yaml.safe_load((CONFIG_DIR / name).read_text())["mixed_precision"] == "bf16"
 
 
-def test_launch_command_runs_the_cli_entry_point(tmp_path):
-    cmd = launch_command("small", tmp_path, seed=1, resume=True)
+def test_launch_command_runs_the_spec_in_process_on_each_rank(tmp_path):
+    cmd = launch_command(tmp_path / "spec.yaml", "small")
     assert cmd[:2] == ["accelerate", "launch"] and str(CONFIG_DIR / "single_gpu.yaml") in cmd
-    assert cmd[cmd.index("-m") + 1:cmd.index("-m") + 3] == ["smolbook.train", "pretrain"]
-    assert cmd[-1] == "--resume" and "--scale" in cmd and cmd[cmd.index("--scale") + 1] == "small"
-    assert "fsdp_3b.yaml" in " ".join(launch_command("full", tmp_path))
+    assert cmd[cmd.index("-m") + 1:] == ["smolbook.train", "run", str((tmp_path / "spec.yaml").resolve()), "--in-process"]
+    assert "fsdp_3b.yaml" in " ".join(launch_command(tmp_path / "spec.yaml", "full"))
 
 
-def test_slurm_writes_sbatch_and_says_how_to_submit(tmp_path, capsys):
-    with pytest.raises(SmolbookError, match="sbatch .*pretrain.sbatch"):
-        run_pretraining("full", tmp_path)
-    script = (tmp_path / "07_pretraining" / "pretrain.sbatch").read_text()
-    assert "#SBATCH --nodes=24" in script  # 576 / micro batch 3 = 192 GPUs = 24 nodes of 8
-    assert "--machine_rank $SLURM_NODEID" in script and "smolbook.train pretrain --scale full" in script
-    assert "sbatch" in capsys.readouterr().out
-    assert write_sbatch("full", tmp_path) == tmp_path.resolve() / "07_pretraining" / "pretrain.sbatch"
+def test_full_outside_a_job_writes_a_requeueable_sbatch_and_says_to_submit(tmp_path):
+    spec = RunSpec(chapter="07_pretraining", name="pretrain", scale="full", output_dir=str(tmp_path))
+    with pytest.raises(SmolbookError, match=r"smolbook submit --scale full.*sbatch .*train\.sbatch"):
+        run(spec)
+    script = (tmp_path / "07_pretraining" / "pretrain" / "train.sbatch").read_text()
+    assert "#SBATCH --nodes=36" in script  # 576 rows split evenly over 288 GPUs (no tensor parallelism: whole rows)
+    assert "#SBATCH --requeue" in script and "#SBATCH --signal=B:USR1@" in script
+    assert "-m smolbook.train run" in script and "--in-process" not in script  # run() launches srun inside the job
+    saved = RunSpec.load(tmp_path / "07_pretraining" / "pretrain" / "spec.yaml")
+    assert saved == spec
+    assert write_sbatch(spec, tmp_path / "s.yaml") == tmp_path.resolve() / "07_pretraining" / "pretrain" / "train.sbatch"
+    r = subprocess.run(["bash", "-n", str(tmp_path / "07_pretraining" / "pretrain" / "train.sbatch")], capture_output=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_inside_a_job_without_srun_is_a_clear_error(tmp_path, monkeypatch):
+    spec = RunSpec(chapter="07_pretraining", name="pretrain", scale="full", output_dir=str(tmp_path))
+    monkeypatch.setenv("SLURM_JOB_ID", "1234")
+    monkeypatch.setenv("SLURM_JOB_NODELIST", "node1")
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))
+    with pytest.raises(SmolbookError, match="srun is not on PATH"):
+        run(spec)
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("chapter: 07_pretraining\nname: pretrain\nwarp: 9\n", "unknown field(s) warp"),
+    ("name: pretrain\n", "missing field(s) chapter"),
+    ("chapter: 07_pretraining\nname: my run\n", "no spaces"),
+    ("chapter: 07_pretraining\nname: x\nbudget: {tokens: 10, steps: 2}\n", "tokens or steps, not both"),
+    ("chapter: 07_pretraining\nname: x\nmodel: {rope_theta: 2.0e6}\n", "give a checkpoint"),
+    ("chapter: 07_pretraining\nname: x\noptimizer_state: carry\n", "needs a model checkpoint"),
+    ("chapter: 07_pretraining\nname: x\nscale: huge\n", "scale must be one of"),
+    ("chapter: [unclosed\n", "not valid YAML"),
+])
+def test_cli_bad_spec_is_one_line_exit_2(tmp_path, content, needle):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(content)
+    r = subprocess.run([SMOLBOOK, "train", "run", str(spec)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and needle in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cli_missing_checkpoint_names_the_chapter_to_run(tmp_path):
+    spec = RunSpec(chapter="08_long_context", name="lc-32k", phase="lc-32k", scale="smoke", output_dir=str(tmp_path),
+                   model=ModelSpec(checkpoint="chapter:07_pretraining"))
+    path = spec.save(tmp_path / "spec.yaml")
+    r = subprocess.run([SMOLBOOK, "train", "run", str(path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "run 07_pretraining first" in r.stderr, r.stderr

@@ -13,7 +13,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "smolbook.data.build": ("prepare", "PreparedData", "fingerprint"),
+    "smolbook.data.build": ("prepare", "PreparedData", "fingerprint", "heldout_specs"),
     "smolbook.data.cli": ("register_cli",),
     "smolbook.data.corpus": ("DOMAINS", "EVAL_TASKS", "GENERATOR_VERSION", "generate_corpus"),
     "smolbook.data.mixture": ("PRETRAINING_STAGES", "Mixture", "PretrainStream", "TokenDocs", "default_boundaries",
@@ -22,7 +22,14 @@ _EXPORTS = {
                               "segment_ids"),
     "smolbook.data.sources": ("OFFLINE_STAND_IN", "SourceSpec", "dataset_texts", "iter_texts", "open_hub_dataset",
                               "stand_in"),
-    "smolbook.data.tokenizer": ("SPECIAL_TOKENS", "TAG_TOKENS", "load_tokenizer", "train_bpe"),
+    "smolbook.data.tokenizer": ("SPECIAL_TOKENS", "TAG_TOKENS", "check_chat_tokens", "load_book_tokenizer",
+                                "load_tokenizer", "train_bpe"),
+    "smolbook.data.chat": ("KINDS", "ChatData", "ChatSizes", "build_chat_data", "chat_dataset", "chat_sizes",
+                           "check_conversation", "prompt_messages", "render_row", "template_kwargs"),
+    "smolbook.data.chat_tools": ("TOOL_SCHEMAS", "run_tool", "tool_descriptions"),
+    "smolbook.data.preferences": ("PreferenceReport", "preference_pairs"),
+    "smolbook.data.hub_chat": ("ChatSource", "chat_source", "chat_sources", "chat_text", "iter_chat_rows",
+                               "open_chat_dataset", "released_source"),
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

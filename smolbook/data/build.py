@@ -13,7 +13,8 @@ Layout::
 A build is reused only if ``manifest.json`` exists, its fingerprint (scale sizes + seed + generator
 version) matches and every listed file is there; anything else is rebuilt from scratch.
 Online scales (small, full) load the recipe's tokenizer from the hub; their training documents are
-streamed by :class:`smolbook.data.PretrainStream` (``train``/``valid`` stay empty here).
+streamed by :class:`smolbook.data.PretrainStream` (``train`` stays empty here) and ``valid`` holds held-out
+documents streamed once per domain and cached (``heldout.json``, ``corpus/valid``, ``tokens/valid_*.npz``).
 """
 from __future__ import annotations
 
@@ -180,7 +181,9 @@ def _build_quietly(scale: Scale, root: Path, seed: int, progress: bool) -> Prepa
             target[d] = datasets.load_from_disk(str(root / "corpus" / split / d))
             lens = td.lengths
             sizes[split][d] = {"docs": len(rows), "tokens": td.n_tokens, "median_tokens": int(np.median(lens)),
-                               "max_tokens": int(lens.max()), "docs_over_seq_len": int((lens > scale.seq_len).sum())}
+                               "max_tokens": int(lens.max()), "docs_over_seq_len": int((lens > scale.seq_len).sum()),
+                               # documents a long-context stage can learn from: longer than each of its lengths
+                               "docs_over": {str(n): int((lens > n).sum()) for n in scale.long_context}}
     bar.update()
     for t in EVAL_TASKS:
         datasets.Dataset.from_list(corpus.evals[t]).save_to_disk(str(root / "evals" / t))
@@ -205,14 +208,126 @@ def _build_quietly(scale: Scale, root: Path, seed: int, progress: bool) -> Prepa
 
 
 def _prepare_online(scale: Scale, root: Path, seed: int) -> PreparedData:
-    """Hub scales: the recipe's tokenizer; evaluation prompts are still generated offline."""
+    """Hub scales: the recipe's tokenizer, held-out documents streamed from the hub (cached under ``root``:
+    validation loss and the long-context probe read them), evaluation prompts still generated offline."""
     import datasets
 
-    tok = load_tokenizer(scale.tokenizer)
+    from smolbook.data.tokenizer import load_book_tokenizer
+
+    tok = load_book_tokenizer(scale.tokenizer)  # the released SmolLM3 tokenizer, chat markers checked
     tok.save_pretrained(root / "tokenizer")  # a local copy: tokenizer_dir is a folder at every scale
     data = PreparedData(scale, seed, root, tok, root / "tokenizer")
     if scale.eval_examples_per_task > 0:
         corpus = generate_corpus(24, scale.eval_examples_per_task, seed)
         data.evals = {t: datasets.Dataset.from_list(corpus.evals[t]) for t in EVAL_TASKS}
-    data.manifest = {"scale": scale.name, "seed": seed, "online": True, "tokenizer": scale.tokenizer}
+    data.valid, data.tokens["valid"], heldout = _online_heldout(scale, root, tok)
+    data.manifest = {"scale": scale.name, "seed": seed, "online": True, "tokenizer": scale.tokenizer,
+                     "heldout": heldout, "sizes": {"valid": {d: {"docs": len(td), "tokens": td.n_tokens}
+                                                             for d, td in data.tokens["valid"].items()}}}
     return data
+
+
+# Held-out documents per domain at the hub scales: enough to fill the 32 packed rows heldout_evaluator scores
+# and a long-context haystack, few enough to stream in a minute. A domain tries its top few datasets.
+ONLINE_VALID_DOCS = 128
+HELDOUT_CANDIDATES = 3
+
+
+def heldout_specs() -> dict[str, list[Any]]:
+    """domain -> the recipe datasets its held-out documents may come from, the ones the pretraining stages
+    weigh most first (the validation loss then measures what training mostly reads). The first that can be
+    streamed as text is used; the next ones stand by for datasets whose hub rows hold no text (the Stack v2
+    and Stack-Edu rows hold Software Heritage blob ids)."""
+    from smolbook.data.mixture import PRETRAINING_STAGES
+    from smolbook.data.sources import SourceSpec, stand_in
+    from smolbook.recipe import load_recipe
+
+    recipe, best = load_recipe(), {}
+    for stage in PRETRAINING_STAGES:
+        st = recipe.stage(stage)
+        for e in st.datasets:
+            if e.hub_id:
+                best[e.name] = max(best.get(e.name, (0.0, None))[0], e.weight / st.weight_sum), SourceSpec.from_entry(e)
+    ranked = sorted(best.values(), key=lambda x: -x[0])
+    return {d: [spec for _, spec in ranked if stand_in(spec.category) == d][:HELDOUT_CANDIDATES] for d in DOMAINS}
+
+
+def _heldout_stream(spec: Any) -> tuple[Any, str]:
+    """The documents of ``spec`` that training does not read first: the dataset's last shard.
+
+    The training stream (smolbook.data.sources.HubTokenSource) reads a dataset's shards in order from the
+    first, so it reaches the last one only after a whole epoch of the dataset, which the small scale never
+    completes on these large datasets (and the full scale only on the few it repeats). A one-file dataset has
+    no such shard: its held-out documents would be the first ones trained on, so that is an error."""
+    from smolbook.data.sources import open_hub_dataset
+    from smolbook.errors import SmolbookError
+
+    ds = open_hub_dataset(spec)
+    n = ds.num_shards
+    if n < 2:
+        raise SmolbookError(f"dataset '{spec.name}' ({spec.hub_id}) is a single file: it has no shard the training "
+                            f"stream leaves unread, so it cannot give held-out documents")
+    return ds.shard(num_shards=n, index=n - 1), f"{n - 1} of {n}"
+
+
+def _heldout_texts(candidates: list[Any], tok: Any) -> tuple[list[str], dict]:
+    """The held-out texts of one domain from its first usable candidate, and what was read (or why none was).
+    An unreachable hub stops here: another dataset would not help."""
+    from smolbook.data.sources import HubUnreachable, _hub_error, as_text
+    from smolbook.errors import SmolbookError
+
+    reasons = []
+    for spec in candidates:
+        try:
+            ds, shard = _heldout_stream(spec)
+            try:
+                texts = [as_text(row[spec.text_field], tok) for row in ds.take(ONLINE_VALID_DOCS)]
+            except Exception as e:  # the connection drops mid-stream
+                raise _hub_error(spec, e) from None
+        except HubUnreachable:
+            raise
+        except SmolbookError as e:  # no text column, a single file, no rows: the next candidate
+            reasons.append(str(e))
+            continue
+        return texts, {"dataset": spec.name, "hub_id": spec.hub_id, "subset": spec.subset, "shard": shard,
+                       "docs": len(texts), "passed_over": reasons}
+    return [], {"dataset": None, "passed_over": reasons}
+
+
+def _online_heldout(scale: Scale, root: Path, tok: Any) -> tuple[dict, dict, dict]:
+    """(domain -> Dataset of held-out texts, domain -> TokenDocs, what was read): loaded from ``root`` when an
+    earlier run streamed the same datasets with the same tokenizer, streamed and cached otherwise. A domain
+    none of whose datasets can be streamed as text is left out, with a warning and the reasons in the manifest."""
+    import warnings
+
+    import datasets
+
+    candidates = heldout_specs()
+    key = {"tokenizer": scale.tokenizer, "docs": ONLINE_VALID_DOCS, "version": 1,
+           "datasets": {d: [[s.hub_id, s.subset, s.text_field] for s in c] for d, c in candidates.items()}}
+    mpath = root / "heldout.json"
+    try:
+        cached = json.loads(mpath.read_text())
+        if cached["key"] == key:
+            have = [d for d in candidates if cached["read"][d]["dataset"]]
+            valid = {d: datasets.load_from_disk(str(root / "corpus" / "valid" / d)) for d in have}
+            return valid, {d: _load_tokens(root / "tokens" / f"valid_{d}.npz") for d in have}, cached["read"]
+    except (OSError, ValueError, KeyError):
+        pass  # absent or partial: stream again
+    valid, tokens, read = {}, {}, {}
+    (root / "tokens").mkdir(parents=True, exist_ok=True)
+    for d, cands in candidates.items():
+        texts, read[d] = _heldout_texts(cands, tok)
+        if not texts:
+            warnings.warn(f"no held-out documents for domain '{d}' at scale {scale.name}: its validation loss is "
+                          f"left out. " + " | ".join(read[d]["passed_over"]), stacklevel=3)
+            continue
+        tokens[d] = _tokenize(tok, texts)
+        read[d]["tokens"] = tokens[d].n_tokens
+        np.savez(root / "tokens" / f"valid_{d}.npz", ids=tokens[d].ids, offsets=tokens[d].offsets)
+        datasets.Dataset.from_dict({"text": texts}).save_to_disk(str(root / "corpus" / "valid" / d))
+        valid[d] = datasets.load_from_disk(str(root / "corpus" / "valid" / d))
+    tmp = root / "heldout.json.tmp"
+    tmp.write_text(json.dumps({"key": key, "read": read}, indent=2))
+    tmp.replace(mpath)  # last: its presence means every file above is complete
+    return valid, tokens, read

@@ -10,13 +10,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from smolbook.data import problems, programs, text
+from smolbook.data import longdocs, problems, programs, text
 from smolbook.data.world import LANGS, World, build_world
 
 DOMAINS = ("web", "multilingual-web", "code", "math", "reasoning")
 EVAL_TASKS = ("cloze", "arithmetic", "code_output", "translation")
 # Bump when a generator changes: it is part of the cache fingerprint (prepare rebuilds).
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # 3: long documents (restatements and quotes far apart) in web, code, reasoning
 
 
 @dataclass
@@ -35,7 +35,8 @@ def _rng(seed: int, name: str) -> random.Random:
 
 
 def generate_corpus(docs_per_domain: int, eval_examples: int, seed: int = 0) -> Corpus:
-    """Generate every domain (``docs_per_domain`` training documents each), validation documents
+    """Generate every domain (``docs_per_domain`` training documents each, plus
+    :func:`smolbook.data.longdocs.n_long` long ones in web, code and reasoning), validation documents
     (a tenth as many, at least 8) and ``eval_examples`` rows of each evaluation task."""
     n, n_valid = docs_per_domain, max(8, docs_per_domain // 10)
     world = build_world(_rng(seed, "world"), n_people=max(24, n // 4, eval_examples))
@@ -46,6 +47,12 @@ def generate_corpus(docs_per_domain: int, eval_examples: int, seed: int = 0) -> 
     c.train["code"] = programs.code_docs(_rng(seed, "code"), n, avoid=ar.is_heldout)
     c.train["math"] = problems.math_docs(_rng(seed, "math"), n, ar)
     c.train["reasoning"] = problems.reasoning_docs(_rng(seed, "reasoning"), n, ar)
+    # Long documents from their own streams (adding them shifts no other document): a few per domain.
+    rng_long = _rng(seed, "long")
+    for _ in range(longdocs.n_long(n)):
+        c.train["web"].append(longdocs.long_web_doc(rng_long, world))
+        c.train["code"].append(longdocs.long_code_doc(rng_long, avoid=ar.is_heldout))
+        c.train["reasoning"].append(longdocs.long_reasoning_doc(rng_long, ar))
 
     c.valid["web"] = text.heldout_docs(_rng(seed, "valid-web"), world, n_valid, ("en",))
     c.valid["multilingual-web"] = text.heldout_docs(_rng(seed, "valid-ml"), world, n_valid, LANGS[1:])

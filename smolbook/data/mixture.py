@@ -19,7 +19,7 @@ import torch
 from smolbook.data.packing import pack_documents, positions_for
 from smolbook.data.sources import HubTokenSource, SourceSpec, stand_in
 from smolbook.errors import SmolbookError
-from smolbook.scales import STAGE_SHARES
+from smolbook.scales import pretraining_shares, split_steps
 
 PRETRAINING_STAGES = ("stable", "stable-2", "decay")
 
@@ -47,18 +47,27 @@ class TokenDocs:
 
 
 class OfflineTokenSource:
-    """Tokens of one offline domain in a seeded order, reshuffled every epoch; resumable exactly."""
+    """Tokens of one offline domain in a seeded order, reshuffled every epoch; resumable exactly.
 
-    def __init__(self, docs: TokenDocs, seed: int, key: str):
+    ``upsample_long=(min_tokens, factor)`` draws every document of at least ``min_tokens`` tokens ``factor`` times
+    per epoch (long-document upsampling, the long-context ablation the SmolLM3 team ran and did not keep).
+    """
+
+    def __init__(self, docs: TokenDocs, seed: int, key: str, upsample_long: tuple[int, int] | None = None):
         if len(docs) == 0:
             raise SmolbookError(f"offline domain '{key}' has no documents: rebuild the corpus (prepare)")
         self.docs, self.seed, self.key = docs, seed, key
         self._salt = zlib.crc32(key.encode())  # stable per domain (str hash is salted per process)
+        self._pool = np.arange(len(docs))
+        if upsample_long is not None:
+            min_tokens, factor = (int(x) for x in upsample_long)
+            long = np.flatnonzero(docs.lengths >= min_tokens)
+            self._pool = np.concatenate([self._pool, *([long] * max(0, factor - 1))])
         self.epoch, self.pos, self.off = 0, 0, 0
         self._order = self._perm(0)
 
     def _perm(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, self._salt, epoch]).permutation(len(self.docs))
+        return self._pool[np.random.default_rng([self.seed, self._salt, epoch]).permutation(len(self._pool))]
 
     def take(self, n: int) -> tuple[np.ndarray, list[int]]:
         out, starts, filled = np.empty(n, dtype=np.int64), [], 0
@@ -71,7 +80,7 @@ class OfflineTokenSource:
             filled, self.off = filled + k, self.off + k
             if self.off == len(doc):
                 self.pos, self.off = self.pos + 1, 0
-                if self.pos == len(self.docs):
+                if self.pos == len(self._order):
                     self.epoch, self.pos = self.epoch + 1, 0
                     self._order = self._perm(self.epoch)
         return out, starts
@@ -117,16 +126,16 @@ def recipe_mixture(stage: str) -> list[SourceSpec]:
     return [SourceSpec.from_entry(e) for e in load_recipe().stage(stage).datasets]
 
 
-def default_boundaries(stages: Sequence[str], token_budget: int) -> dict[str, tuple[int, int]]:
-    """Token interval of each stage: 8 : 2 : 1.1 for the pretraining stages (the recipe's shape,
-    whatever the scale); stages outside that table share the budget equally."""
-    known = all(s in STAGE_SHARES for s in stages)
-    w = [STAGE_SHARES[s] if known else 1.0 for s in stages]
-    out, start = {}, 0
-    for i, (s, wi) in enumerate(zip(stages, w)):
-        end = token_budget if i == len(stages) - 1 else start + round(token_budget * wi / sum(w))
-        out[s] = (start, end)
-        start = end
+def default_boundaries(stages: Sequence[str], token_budget: int, tokens_per_batch: int = 1) -> dict[str, tuple[int, int]]:
+    """Token interval of each stage, in whole batches: the pretraining stages at the shares the released configs
+    ran (0.731 / 0.158 / 0.111 of the steps, whatever the scale); other stage lists share the budget equally."""
+    shares = pretraining_shares()
+    known = all(s in shares for s in stages)
+    steps = max(1, token_budget // tokens_per_batch)
+    split = split_steps(steps, {s: (shares[s] if known else 1.0) for s in stages})
+    out = {s: (a * tokens_per_batch, b * tokens_per_batch) for s, (a, b) in split.items()}
+    last = stages[-1]
+    out[last] = (out[last][0], max(out[last][1], token_budget))  # a budget not a whole number of batches ends in the last stage
     return out
 
 
@@ -142,9 +151,11 @@ class PretrainStream:
     def __init__(self, data: Any, stages: Sequence[str] = PRETRAINING_STAGES, token_budget: int | None = None,
                  seq_len: int | None = None, batch_size: int | None = None, seed: int = 0,
                  doc_masking: bool = True, boundaries: dict[str, tuple[int, int]] | None = None,
-                 mixtures: dict[str, Sequence[SourceSpec]] | None = None):
+                 mixtures: dict[str, Sequence[SourceSpec]] | None = None,
+                 upsample_long: tuple[int, int] | None = None):
         scale = data.scale
         self.data, self.seed, self.doc_masking = data, int(seed), bool(doc_masking)
+        self.upsample_long = None if upsample_long is None else tuple(int(x) for x in upsample_long)
         self.stages = list(stages)
         if not self.stages:
             raise SmolbookError("PretrainStream needs at least one stage")
@@ -153,7 +164,8 @@ class PretrainStream:
         self.token_budget = int(token_budget if token_budget is not None else scale.pretrain_tokens)
         if min(self.seq_len, self.batch_size, self.token_budget) <= 0:
             raise SmolbookError("seq_len, batch_size and token_budget must be positive")
-        self.boundaries = dict(boundaries) if boundaries else default_boundaries(self.stages, self.token_budget)
+        self.boundaries = dict(boundaries) if boundaries else \
+            default_boundaries(self.stages, self.token_budget, self.seq_len * self.batch_size)
         missing = [s for s in self.stages if s not in self.boundaries]
         if missing:
             raise SmolbookError(f"boundaries give no token interval for stage(s) {', '.join(missing)}")
@@ -180,10 +192,11 @@ class PretrainStream:
             if self.offline:
                 if key not in self.data.tokens["train"]:
                     raise SmolbookError(f"offline domain '{key}' is missing from the prepared corpus")
-                self._sources[key] = OfflineTokenSource(self.data.tokens["train"][key], self.seed, key)
+                self._sources[key] = OfflineTokenSource(self.data.tokens["train"][key], self.seed, key,
+                                                        upsample_long=self.upsample_long)
             else:
                 tok = self.data.tokenizer
-                self._sources[key] = HubTokenSource(spec, tok, tok.eos_token_id)
+                self._sources[key] = HubTokenSource(spec, tok, tok.eos_token_id, upsample_long=self.upsample_long)
         return self._sources[key]
 
     def stage_at(self, token: int) -> str:
@@ -252,6 +265,7 @@ class PretrainStream:
     def _config(self) -> dict:
         return {"stages": self.stages, "token_budget": self.token_budget, "seq_len": self.seq_len,
                 "batch_size": self.batch_size, "seed": self.seed, "doc_masking": self.doc_masking,
+                "upsample_long": None if self.upsample_long is None else list(self.upsample_long),
                 "boundaries": {k: list(v) for k, v in self.boundaries.items()}}
 
 

@@ -68,10 +68,14 @@ class TokenSource(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
+class HubUnreachable(SmolbookError):
+    """The hub (or the dataset's repo or config) could not be read: trying another dataset will not help."""
+
+
 def _hub_error(spec: SourceSpec, e: BaseException) -> SmolbookError:
     reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:240]
     sub = f", subset '{spec.subset}'" if spec.subset else ""
-    return SmolbookError(
+    return HubUnreachable(
         f"cannot stream dataset '{spec.name}' ({spec.hub_id}{sub}) from the Hugging Face hub: "
         f"{type(e).__name__}: {reason}. The small and full scales stream the recipe's datasets from the hub; "
         f"without it, run an offline scale ({', '.join(offline_scales())}), which generates its own corpus."
@@ -126,8 +130,10 @@ class HubTokenSource:
     before the current document was read, plus the offset inside that document.
     """
 
-    def __init__(self, spec: SourceSpec, tokenizer: Any, eos_id: int):
+    def __init__(self, spec: SourceSpec, tokenizer: Any, eos_id: int, upsample_long: tuple[int, int] | None = None):
         self.spec, self.tokenizer, self.eos_id = spec, tokenizer, eos_id
+        # A stream cannot be re-drawn at random: a long document is served ``factor`` times in a row instead.
+        self.upsample_long, self._replays = upsample_long, 0
         self.ds = open_hub_dataset(spec)
         self.epoch = 0
         self._start_doc()
@@ -139,6 +145,10 @@ class HubTokenSource:
         self._next_doc()
 
     def _next_doc(self) -> None:
+        if self._replays > 0:  # upsampling: the same long document again
+            self._replays -= 1
+            self._off = 0
+            return
         for _ in range(2):
             self._ds_state = copy.deepcopy(self.ds.state_dict())
             try:
@@ -155,6 +165,8 @@ class HubTokenSource:
         ids = self.tokenizer(as_text(row[self.spec.text_field], self.tokenizer), add_special_tokens=False)["input_ids"]
         self._doc = np.asarray([*ids, self.eos_id], dtype=np.int64)
         self._off = 0
+        if self.upsample_long is not None and len(self._doc) >= self.upsample_long[0]:
+            self._replays = int(self.upsample_long[1]) - 1
 
     def take(self, n: int) -> tuple[np.ndarray, list[int]]:
         out, starts, filled = np.empty(n, dtype=np.int64), [], 0
@@ -169,13 +181,13 @@ class HubTokenSource:
         return out, starts
 
     def state_dict(self) -> dict:
-        return {"ds": copy.deepcopy(self._ds_state), "offset": self._off, "epoch": self.epoch}
+        return {"ds": copy.deepcopy(self._ds_state), "offset": self._off, "epoch": self.epoch, "replays": self._replays}
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch = state["epoch"]
         self.ds.set_epoch(self.epoch)
         self._start_doc(state["ds"])
-        self._off = state["offset"]
+        self._off, self._replays = state["offset"], int(state.get("replays", 0))
 
 
 def dataset_texts(entry: Any, data: Any) -> Iterator[str]:

@@ -1,5 +1,7 @@
-"""The book's tokenizer: a byte-level BPE trained on the offline corpus (smoke/tiny), or the
-recipe's Llama-3.2 tokenizer from the hub (small/full).
+"""The book's tokenizer: a byte-level BPE trained on the offline corpus (smoke/tiny), or the released
+SmolLM3 tokenizer from the hub (small/full: ``HuggingFaceTB/SmolLM3-3B``, Llama-3.2's vocabulary with
+reserved special slots renamed to the chat markers). At every scale the chat markers are single tokens
+(:func:`check_chat_tokens`) and the tokenizer carries the book's chat template.
 
 Special tokens (choice documented here, used everywhere):
 
@@ -24,6 +26,7 @@ from smolbook.errors import SmolbookError
 from smolbook.chat.template import CHAT_SPECIAL_TOKENS, CHAT_TAG_TOKENS
 
 BOS, EOS, PAD = "<|begin_of_text|>", "<|end_of_text|>", "<|finetune_right_pad_id|>"
+SMOLLM3_TOKENIZER = "HuggingFaceTB/SmolLM3-3B"  # the released tokenizer the hub scales use (scales.yaml)
 # The chat markers and tags are the chat template's: one list, kept in smolbook.chat.
 CHAT_MARKERS = CHAT_SPECIAL_TOKENS
 TAG_TOKENS = CHAT_TAG_TOKENS
@@ -74,7 +77,9 @@ def train_bpe(texts: Iterable[str], vocab_size: int, out_dir: str | Path, model_
 
 
 def load_tokenizer(path_or_id: str | Path):
-    """Load a tokenizer folder or hub id with ``AutoTokenizer``; a clear SmolbookError when it cannot."""
+    """Load any tokenizer folder or hub id with ``AutoTokenizer`` (a teacher's too: its own chat template is
+    kept, the book's attached only where it has none); a clear SmolbookError when it cannot.
+    The book's own tokenizer goes through :func:`load_book_tokenizer`."""
     from transformers import AutoTokenizer
 
     from smolbook.chat import attach_template
@@ -87,10 +92,51 @@ def load_tokenizer(path_or_id: str | Path):
         where = "the folder" if local else "the Hugging Face hub"
         raise SmolbookError(
             f"cannot load tokenizer '{path_or_id}' from {where} ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
-            + ("" if local else "small/full scales need the hub (and access to the gated Llama-3.2 repo: "
-                                f"`hf auth login`); the offline scales ({', '.join(offline_scales())}) train their "
-                                "own tokenizer.")
+            + ("" if local else f"small/full scales load the released SmolLM3 tokenizer ({SMOLLM3_TOKENIZER}) from "
+                                f"the hub; the offline scales ({', '.join(offline_scales())}) train their own tokenizer.")
         ) from None
     if not getattr(tok, "chat_template", None):
         attach_template(tok)
     return tok
+
+
+def load_book_tokenizer(path_or_id: str | Path):
+    """The book's tokenizer at a hub scale (or any scale): :func:`load_tokenizer`, then made the book's.
+
+    bos/eos/pad get the names above where the vocabulary has them (the released chat tokenizer ships eos
+    ``<|im_end|>``; pretraining ends documents with ``<|end_of_text|>``, id 128001 in the recipe's configs),
+    the book's chat template replaces the shipped one (same bytes plus generation markers), and every chat
+    marker is checked to be one token (:func:`check_chat_tokens`)."""
+    from smolbook.chat import attach_template
+
+    tok = load_tokenizer(path_or_id)
+    _book_roles(tok)
+    attach_template(tok)
+    check_chat_tokens(tok, str(path_or_id))
+    return tok
+
+
+def _book_roles(tok) -> None:
+    """bos/eos/pad by the book's names when the vocabulary holds them (it does at every scale)."""
+    vocab = tok.get_vocab()
+    for role, name in (("bos_token", BOS), ("eos_token", EOS), ("pad_token", PAD)):
+        if name in vocab and getattr(tok, role) != name:
+            setattr(tok, role, name)
+
+
+def check_chat_tokens(tok, name: str = "tokenizer") -> dict[str, int]:
+    """marker -> id for every chat marker and tag; a SmolbookError when one is not a single token.
+
+    The loss mask, the stop token and the tool-call parser all read these as one token each; a vocabulary
+    without them (plain Llama-3.2, whose slots are still ``<|reserved_special_token_N|>``) would split them."""
+    ids = {}
+    for marker in (*CHAT_MARKERS, *TAG_TOKENS):
+        enc = tok.encode(marker, add_special_tokens=False)
+        if len(enc) != 1:
+            raise SmolbookError(
+                f"tokenizer '{name}' splits the chat marker {marker!r} into {len(enc)} tokens; every chat marker "
+                f"({', '.join((*CHAT_MARKERS, *TAG_TOKENS))}) must be one token. Point `tokenizer:` in "
+                f"smolbook/scales.yaml at {SMOLLM3_TOKENIZER} (Llama-3.2's vocabulary with the reserved slots renamed "
+                f"to these markers), not at plain Llama-3.2.")
+        ids[marker] = enc[0]
+    return ids

@@ -1,16 +1,19 @@
-"""Pretraining on accelerate: ``pretrain(model, stream, TrainConfig(...), output_dir)`` and its command line.
+"""Training: one run spec, one entry point, every scale.
 
-* :mod:`smolbook.train.config`     TrainConfig (the recipe's optimiser and schedule defaults)
+* :mod:`smolbook.train.spec`       ``RunSpec``: where the model comes from, the data, budget, schedule, resume (YAML)
+* :mod:`smolbook.train.run`        ``run(spec)``: resolve it, train it with the scale's launcher, register checkpoints
+* :mod:`smolbook.train.config`     ``TrainConfig`` (the recipe's optimiser and schedule defaults)
 * :mod:`smolbook.train.optim`      AdamW groups (token embedding without weight decay) and the WSD/cosine scheduler
 * :mod:`smolbook.train.loop`       the training loop (DDP/FSDP via accelerate), metrics.jsonl, signals
-* :mod:`smolbook.train.checkpoint` HF-format checkpoints plus trainer state; ``final_checkpoint(output_dir)``
-* :mod:`smolbook.train.launch`     ``smolbook train pretrain`` / ``python -m smolbook.train``; in-process,
-                                   accelerate-launched or SLURM runs depending on the scale's launcher
+* :mod:`smolbook.train.checkpoint` HF-format checkpoints plus trainer state
+* :mod:`smolbook.train.launch`     ``smolbook train run SPEC.yaml`` / ``python -m smolbook.train run SPEC.yaml``
 """
-from smolbook.train.checkpoint import final_checkpoint, latest_checkpoint
+from smolbook.train.checkpoint import latest_checkpoint
 from smolbook.train.config import TrainConfig
-from smolbook.train.launch import register_cli, run_pretraining
+from smolbook.train.launch import register_cli
 from smolbook.train.loop import TrainResult, pretrain
+from smolbook.train.run import run
+from smolbook.train.spec import BudgetSpec, DataSpec, ModelSpec, RunSpec, ScheduleSpec
 
-__all__ = ["TrainConfig", "TrainResult", "final_checkpoint", "latest_checkpoint", "pretrain", "register_cli",
-           "run_pretraining"]
+__all__ = ["BudgetSpec", "DataSpec", "ModelSpec", "RunSpec", "ScheduleSpec", "TrainConfig", "TrainResult",
+           "latest_checkpoint", "pretrain", "register_cli", "run"]

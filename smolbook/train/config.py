@@ -1,4 +1,5 @@
-"""The pretraining hyperparameters, with the recipe's values as defaults (stage1_8T.yaml ``optimizer:``)."""
+"""The training hyperparameters, with the recipe's values as defaults (read from the recipe data: stage1_8T.yaml
+``optimizer:`` and the pretraining run's schedule)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -11,12 +12,24 @@ SCHEDULES = ("wsd", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
+def _recipe(attr: str) -> Any:
+    """A default read from the recipe when a TrainConfig is made (the recipe data is the one source of it)."""
+    from smolbook.recipe import load_recipe
+
+    r = load_recipe()
+    o, sch = r.optimizer, r.runs["pretraining"].schedule
+    return {"decay_fraction": sch.decay_fraction, "weight_decay": o.weight_decay,
+            "embedding_weight_decay": o.embedding_weight_decay, "betas": (o.adam_beta1, o.adam_beta2),
+            "eps": o.adam_eps, "grad_clip": o.clip_grad}[attr]
+
+
 @dataclass
 class TrainConfig:
     """What one pretraining run needs beyond the model and the data stream.
 
     Defaults are the recipe's: AdamW (0.9, 0.95, eps 1e-8), weight decay 0.1 with the token embedding excluded,
-    gradient clipping at 1.0, WSD with a linear decay to 0 over the last 10% of steps.
+    gradient clipping at 1.0, WSD with a linear decay to 0 over the last 11.06% of steps (the decay stage's share
+    of the released pretraining run: the configs start the decay with that stage).
     ``micro_batch_size`` = rows per forward on each process (``None``: the whole per-process share of the
     stream's global batch); the stream's batch is the global batch, split evenly over processes.
     ``eval_every``/``checkpoint_every`` = 0 means only at the end.
@@ -25,13 +38,13 @@ class TrainConfig:
     steps: int
     learning_rate: float
     warmup_steps: int
-    decay_fraction: float = 0.1
+    decay_fraction: float = field(default_factory=lambda: _recipe("decay_fraction"))
     schedule: str = "wsd"
-    weight_decay: float = 0.1
-    embedding_weight_decay: bool = False
-    betas: tuple[float, float] = (0.9, 0.95)
-    eps: float = 1e-8
-    grad_clip: float = 1.0
+    weight_decay: float = field(default_factory=lambda: _recipe("weight_decay"))
+    embedding_weight_decay: bool = field(default_factory=lambda: _recipe("embedding_weight_decay"))
+    betas: tuple[float, float] = field(default_factory=lambda: _recipe("betas"))
+    eps: float = field(default_factory=lambda: _recipe("eps"))
+    grad_clip: float = field(default_factory=lambda: _recipe("grad_clip"))
     eval_every: int = 0
     checkpoint_every: int = 0
     seed: int = 0
@@ -63,12 +76,15 @@ class TrainConfig:
 
     @classmethod
     def for_scale(cls, scale: str | Scale, steps: int | None = None, seed: int = 0, **overrides: Any) -> "TrainConfig":
-        """The pretraining config of a scale (its learning rate, warm-up, evaluation interval and batch split)."""
+        """The pretraining config of a scale (its learning rate, warm-up, evaluation interval and batch split); the
+        decay covers exactly the scale's decay stage when ``steps`` is the scale's pretraining length."""
         s = get_scale(scale)
         n = s.pretrain_steps if steps is None else steps
         kw: dict[str, Any] = dict(steps=n, learning_rate=s.learning_rate, warmup_steps=min(s.warmup_steps, max(0, n - 1)),
                                   eval_every=s.eval_every_steps, checkpoint_every=s.eval_every_steps, seed=seed,
                                   micro_batch_size=s.micro_batch_size)
+        if n == s.pretrain_steps:
+            kw["decay_fraction"] = s.lr_decay_fraction()
         kw.update(overrides)
         return cls(**kw)
 

@@ -21,13 +21,15 @@ import threading
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from smolbook.errors import SmolbookError
+from smolbook.quiet import quiet_libraries
 from smolbook.train import checkpoint as ckpt_mod
 from smolbook.train.config import TrainConfig
 from smolbook.train.optim import build_optimizer, build_scheduler
@@ -66,48 +68,93 @@ class TrainResult:
         return cls(metrics=rows, checkpoint=final if (final / ckpt_mod.STATE_FILE).is_file() else None, output_dir=out)
 
 
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX): only there does bf16 autocast pay off.
+
+    Elsewhere a CPU emulates bf16 matmuls and autocast makes training slower, so ``precision="auto"`` stays fp32.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:  # not Linux: no cheap way to know, and fp32 is the safe choice
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+
+
+def resolve_precision(config: TrainConfig) -> str:
+    """``"bf16"`` or ``"fp32"`` for this run: ``auto`` is bf16 on CUDA with bf16 and on CPUs with native bf16.
+
+    Master weights and optimizer state stay fp32 either way; bf16 is autocast around forward and backward.
+    """
+    if config.precision != "auto":
+        return config.precision
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
 def _make_accelerator(config: TrainConfig):
     from accelerate import Accelerator
-
-    if config.precision == "auto":
-        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        mp = "bf16" if bf16 else "no"  # fp32 on CPU: CPU bf16 autocast is slow and breaks exact-resume checks
-    else:
-        mp = "bf16" if config.precision == "bf16" else "no"
     from accelerate.state import AcceleratorState, PartialState
 
+    # On CUDA accelerate runs the autocast (and FSDP's mixed-precision policy). On CPU the loop autocasts the
+    # training step itself (_autocast): accelerate would wrap model.forward for good, so evaluation and the
+    # model handed back would run in bf16 too.
+    on_cuda = torch.cuda.is_available()
+    mp = "bf16" if on_cuda and resolve_precision(config) == "bf16" else "no"
     # accelerate keeps one process-wide state: a notebook or test that already ran another trainer (TRL's SFT, say)
     # with other precision settings would make Accelerator() refuse. In a single process it is safe to start afresh.
     if AcceleratorState._shared_state and AcceleratorState._shared_state.get("_mixed_precision") != mp \
             and PartialState().num_processes == 1:
         AcceleratorState._reset_state()
     # cpu=True on a machine without CUDA: that is how accelerate recognises torchrun's ranks as MULTI_CPU (gloo).
-    return Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available())
+    return Accelerator(mixed_precision=mp, cpu=not on_cuda)
+
+
+def _autocast(accelerator, config: TrainConfig):
+    """bf16 autocast for a CPU training step when the run's precision is bf16 (on CUDA accelerate does it)."""
+    if accelerator.device.type == "cpu" and resolve_precision(config) == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return nullcontext()
 
 
 @contextmanager
 def _stop_on_signals() -> Iterator[dict[str, int]]:
-    """SIGINT/SIGTERM set a flag instead of killing the process, so the loop can save a checkpoint first."""
+    """SIGINT/SIGTERM/SIGUSR1 (and a SLURM job's stop file, :mod:`smolbook.train.preemption`) set a flag instead of
+    killing the process, so the loop can save a checkpoint first."""
+    from smolbook.train.preemption import watch_stop_file
+
     flag = {"signal": 0}
     if threading.current_thread() is not threading.main_thread():
-        yield flag
+        with watch_stop_file(flag):
+            yield flag
         return
 
     def handler(signum, _frame):
         flag["signal"] = signum
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
     try:
-        yield flag
+        with watch_stop_file(flag):
+            yield flag
     finally:
         for s, h in old.items():
             signal.signal(s, h)
 
 
 class _MetricsLog:
-    def __init__(self, path: Path, enabled: bool, keep_until_step: int | None):
-        self.path, self.enabled = path, enabled
+    """metrics.jsonl: rows kept in memory, appended to the file in batches (at most ``flush_s`` seconds late).
+
+    Writing a line per step cost a file open per step; a batch is flushed at every evaluation, checkpoint and
+    at the end, so a resumed run (which keeps rows up to its checkpoint) never misses one.
+    """
+
+    def __init__(self, path: Path, enabled: bool, keep_until_step: int | None, flush_s: float = 1.0):
+        self.path, self.enabled, self.flush_s = path, enabled, flush_s
         self.rows: list[dict[str, Any]] = []
+        self._pending: list[str] = []
+        self._last_flush = time.perf_counter()
         if keep_until_step is not None and path.is_file():  # resume: drop rows past the checkpoint (they rerun)
             self.rows = [r for r in (json.loads(x) for x in path.read_text().splitlines() if x.strip())
                          if r.get("step", 0) <= keep_until_step and not r.get("event")]
@@ -115,11 +162,24 @@ class _MetricsLog:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
 
-    def add(self, row: dict[str, Any]) -> None:
+    def add(self, row: dict[str, Any], flush: bool = False) -> None:
         self.rows.append(row)
         if self.enabled:
+            self._pending.append(json.dumps(row) + "\n")
+            if flush or time.perf_counter() - self._last_flush > self.flush_s:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.enabled and self._pending:
             with self.path.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+                f.write("".join(self._pending))
+            self._pending.clear()
+        self._last_flush = time.perf_counter()
+
+
+# accelerate's "Removed shared tensor {'lm_head.weight'}" on every save of a tied model says nothing (the tie is the
+# recipe's; transformers re-ties it on load): smolbook.quiet drops it, for the trainer as for the notebooks.
+quiet_libraries()
 
 
 def _save(accelerator, model, tokenizer, target: Path, state: dict[str, Any]) -> Path:
@@ -132,8 +192,9 @@ def _save(accelerator, model, tokenizer, target: Path, state: dict[str, Any]) ->
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp / ckpt_mod.ACCEL_DIR))
     state_dict = accelerator.get_state_dict(model)
-    accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state_dict, is_main_process=main,
-                                                    save_function=accelerator.save)
+    with _no_transformers_bars():  # a one-shard checkpoint needs no "Writing model shards" bar in the notebook
+        accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state_dict, is_main_process=main,
+                                                        save_function=accelerator.save)
     accelerator.wait_for_everyone()  # every rank has written its files (RNG states) before the rename
     if main:
         if tokenizer is not None:
@@ -144,6 +205,19 @@ def _save(accelerator, model, tokenizer, target: Path, state: dict[str, Any]) ->
         tmp.rename(target)
     accelerator.wait_for_everyone()
     return target
+
+
+@contextmanager
+def _no_transformers_bars() -> Iterator[None]:
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
 
 
 def _load(accelerator, ckpt: Path) -> dict[str, Any]:
@@ -161,11 +235,8 @@ def _load(accelerator, ckpt: Path) -> dict[str, Any]:
 def _resolve_resume(resume: bool | str | Path, out: Path) -> Path | None:
     if resume is False or resume is None:
         return None
-    if resume is True:
-        final = out / "final"
-        if (final / ckpt_mod.STATE_FILE).is_file():
-            return final
-        return ckpt_mod.latest_checkpoint(out)
+    if resume is True:  # the final checkpoint, else the newest intact one (a save cut off by a kill is passed over)
+        return ckpt_mod.resume_point(out)
     return Path(resume)
 
 
@@ -178,6 +249,8 @@ def pretrain(
     *,
     tokenizer: Any = None,
     resume: bool | str | Path = False,
+    optimizer_state: str | Path | None = None,
+    keep_steps: Sequence[int] = (),
 ) -> TrainResult:
     """Train ``model`` on ``stream`` (dict batches of input_ids/position_ids/labels; state_dict/load_state_dict).
 
@@ -185,6 +258,9 @@ def pretrain(
     ``output_dir/final`` (HF format + tokenizer + trainer state). ``resume=True`` continues from the newest
     checkpoint (a path picks one). SIGINT/SIGTERM save a checkpoint and return with ``interrupted=True``.
     ``eval_fn(model) -> {name: value}`` runs before training, every ``config.eval_every`` steps and at the end.
+    ``optimizer_state`` (a checkpoint's ``accelerate/`` folder) carries AdamW's moments into a new run that starts
+    from that checkpoint (the learning rate is the new schedule's); ``keep_steps`` are steps whose checkpoints are
+    saved and never pruned (the end of each data stage).
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -205,7 +281,10 @@ def pretrain(
     start = 0
     resume_from = _resolve_resume(resume, out)
     if resume_from is not None:
-        start = int(_load(accelerator, resume_from)["step"])
+        resumed_state = _load(accelerator, resume_from)
+        start = int(resumed_state["step"])
+    elif optimizer_state is not None:
+        _carry_optimizer(optimizer, Path(optimizer_state), config)
     log = _MetricsLog(out / METRICS_FILE, main, keep_until_step=start if resume_from is not None else None)
     if start >= config.steps:
         return TrainResult(log.rows, resume_from, out)
@@ -217,67 +296,113 @@ def pretrain(
         with torch.no_grad():
             res = eval_fn(accelerator.unwrap_model(model))  # every process runs it (FSDP needs all shards)
         model.train()
-        log.add({"kind": "eval", "step": step, "tokens": tokens, "stage": stage, **res})
+        log.add({"kind": "eval", "step": step, "tokens": tokens, "stage": stage, **res}, flush=True)
 
     def save(target: Path, step: int, stage: str | None, tokens: int) -> Path:
+        log.flush()
         return _save(accelerator, model, tokenizer, target,
                      dict(run_state, step=step, tokens=tokens, stage=stage))
 
     it = iter(stream)
     model.train()
-    tokens_seen = int(log.rows[-1].get("tokens", 0)) if log.rows else 0
+    # The checkpoint's own count: a branched run (smolbook.train.run) starts with no metrics rows of its own.
+    tokens_seen = int(resumed_state.get("tokens") or 0) if resume_from is not None else 0
     if eval_fn is not None and start == 0:
         evaluate(0, getattr(stream, "stage", None), 0)
     bar = tqdm(total=config.steps, initial=start, desc="pretrain", disable=not (main and config.progress),
                mininterval=1.0, dynamic_ncols=True)
+    clip = _grad_clipper(accelerator, model, config.grad_clip)
     last_ckpt: Path | None = resume_from
     interrupted = False
-    t_run = time.perf_counter()
-    with _stop_on_signals() as stop:
-        for step in range(start, config.steps):
-            t0 = time.perf_counter()
-            try:
-                batch = next(it)
-            except StopIteration:
-                raise SmolbookError(f"the data stream ran out at step {step} of {config.steps}: its token budget is "
-                                    f"smaller than steps x global batch x seq_len") from None
-            stage = getattr(stream, "stage", None)
-            loss, n_tokens = _train_step(accelerator, model, batch, config, rank, world)
-            grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
-            lr = scheduler.get_last_lr()[0]  # the rate this step's update uses
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            tokens_seen += n_tokens
-            dt = time.perf_counter() - t0
-            row = {"kind": "train", "step": step + 1, "loss": loss, "lr": lr,
-                   "grad_norm": float(grad_norm), "tokens": tokens_seen, "tokens_per_s": n_tokens / dt, "stage": stage,
-                   "elapsed_s": time.perf_counter() - t_run}
-            log.add(row)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{n_tokens / dt:,.0f}", stage=stage, refresh=False)
-            if not math.isfinite(loss):
-                raise SmolbookError(f"loss became {loss} at step {step + 1}: lower the learning rate or check the data")
-            done = step + 1
-            if eval_fn is not None and config.eval_every and done % config.eval_every == 0 and done < config.steps:
-                evaluate(done, stage, tokens_seen)
-            if _agreed_stop(accelerator, stop["signal"]):
-                last_ckpt = save(out / "checkpoints" / ckpt_mod.checkpoint_name(done), done, stage, tokens_seen)
-                log.add({"kind": "event", "step": done, "event": f"stopped by signal {stop['signal']}",
-                         "checkpoint": str(last_ckpt)})
-                interrupted = True
-                break
-            if config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps:
-                last_ckpt = save(out / "checkpoints" / ckpt_mod.checkpoint_name(done), done, stage, tokens_seen)
-                if main:
-                    ckpt_mod.prune(out, config.keep_last_checkpoints)
-        bar.close()
-        if not interrupted:
-            if eval_fn is not None:
-                evaluate(config.steps, stage, tokens_seen)
-            last_ckpt = save(out / "final", config.steps, stage, tokens_seen)
+    t_run = last_postfix = time.perf_counter()
+    try:
+        with _stop_on_signals() as stop:
+            for step in range(start, config.steps):
+                t0 = time.perf_counter()
+                try:
+                    batch = next(it)
+                except StopIteration:
+                    raise SmolbookError(f"the data stream ran out at step {step} of {config.steps}: its token budget "
+                                        f"is smaller than steps x global batch x seq_len") from None
+                stage = getattr(stream, "stage", None)
+                loss, n_tokens = _train_step(accelerator, model, batch, config, rank, world)
+                grad_norm = clip()
+                lr = scheduler.get_last_lr()[0]  # the rate this step's update uses
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                tokens_seen += n_tokens
+                now = time.perf_counter()
+                dt = now - t0
+                log.add({"kind": "train", "step": step + 1, "loss": loss, "lr": lr, "grad_norm": grad_norm,
+                         "tokens": tokens_seen, "tokens_per_s": n_tokens / dt, "stage": stage,
+                         "elapsed_s": now - t_run})
+                if step + 1 == config.steps or now - last_postfix >= 1.0:  # what the bar shows, once a second
+                    last_postfix = now
+                    bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{n_tokens / dt:,.0f}", stage=stage,
+                                    refresh=False)
+                bar.update(1)
+                if not math.isfinite(loss):
+                    raise SmolbookError(f"loss became {loss} at step {step + 1}: lower the learning rate or check "
+                                        f"the data")
+                done = step + 1
+                if eval_fn is not None and config.eval_every and done % config.eval_every == 0 and done < config.steps:
+                    evaluate(done, stage, tokens_seen)
+                if _agreed_stop(accelerator, stop["signal"]):
+                    last_ckpt = save(out / "checkpoints" / ckpt_mod.checkpoint_name(done), done, stage, tokens_seen)
+                    log.add({"kind": "event", "step": done, "event": f"stopped by signal {stop['signal']}",
+                             "checkpoint": str(last_ckpt)}, flush=True)
+                    interrupted = True
+                    break
+                if (config.checkpoint_every and done % config.checkpoint_every == 0 or done in keep_steps) \
+                        and done < config.steps:
+                    last_ckpt = save(out / "checkpoints" / ckpt_mod.checkpoint_name(done), done, stage, tokens_seen)
+                    if main:
+                        ckpt_mod.prune(out, config.keep_last_checkpoints, keep=keep_steps)
+            bar.close()
+            if not interrupted:
+                if eval_fn is not None:
+                    evaluate(config.steps, stage, tokens_seen)
+                last_ckpt = save(out / "final", config.steps, stage, tokens_seen)
+    finally:
+        log.flush()
     return TrainResult(log.rows, last_ckpt, out, interrupted=interrupted,
-                       extra={"seconds": time.perf_counter() - t_run, "world_size": world})
+                       extra={"seconds": time.perf_counter() - t_run, "world_size": world,
+                              "precision": resolve_precision(config)})
+
+
+def _grad_clipper(accelerator, model: torch.nn.Module, max_norm: float) -> Callable[[], float]:
+    """Clip the gradients to ``max_norm`` and return their norm before clipping, as a float.
+
+    One process without FSDP: torch's clip over a parameter list made once (accelerate's wrapper would rebuild
+    it and check for a gradient scaler every step). Otherwise accelerate's, which knows about sharded parameters.
+    """
+    from accelerate.utils import DistributedType
+
+    if accelerator.num_processes == 1 and accelerator.distributed_type != DistributedType.FSDP:
+        params = [p for p in model.parameters() if p.requires_grad]
+        return lambda: float(torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True))
+    return lambda: float(accelerator.clip_grad_norm_(model.parameters(), max_norm))
+
+
+def _carry_optimizer(optimizer: torch.optim.Optimizer, accel_dir: Path, config: TrainConfig) -> None:
+    """Load AdamW's state (moments, step counts) from an earlier run's checkpoint into this run's optimizer.
+
+    Only the state is carried: each group's learning rate is this run's (the schedule starts afresh), so the saved
+    ``lr``/``initial_lr`` of the old schedule are dropped.
+    """
+    path = accel_dir / "optimizer.bin"
+    if not path.is_file():
+        raise SmolbookError(f"no optimizer state at {path} to carry (a sharded FSDP optimizer is carried by resuming "
+                            "the run it belongs to); use optimizer_state 'reset'")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if len(state.get("param_groups", [])) != len(optimizer.param_groups):
+        raise SmolbookError(f"the optimizer state at {path} has {len(state.get('param_groups', []))} parameter groups, "
+                            f"this model {len(optimizer.param_groups)}: carry it only between runs of the same model")
+    optimizer.load_state_dict(state)
+    for g in optimizer.param_groups:
+        g.pop("initial_lr", None)
+        g["lr"] = config.learning_rate
 
 
 def _agreed_stop(accelerator, signum: int) -> bool:
@@ -312,9 +437,10 @@ def _train_step(accelerator, model, batch: dict[str, torch.Tensor], config: Trai
         with sync:
             # Packed rows: no attention_mask and use_cache=False, so transformers masks across documents from the
             # position_ids that restart at 0 (with a mask or a cache it would silently attend across documents).
-            out = model(input_ids=local["input_ids"][sl], position_ids=local["position_ids"][sl],
-                        labels=local["labels"][sl], use_cache=False, num_items_in_batch=divisor)
-            accelerator.backward(out.loss)
+            with _autocast(accelerator, config):
+                out = model(input_ids=local["input_ids"][sl], position_ids=local["position_ids"][sl],
+                            labels=local["labels"][sl], use_cache=False, num_items_in_batch=divisor)
+            accelerator.backward(out.loss)  # outside autocast, as torch recommends
         total += out.loss.detach().float()
     if world > 1:
         total = accelerator.reduce(total, reduction="mean")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from smolbook.palette import stage_color
 from smolbook.train.loop import TrainResult
 
-STAGE_COLORS = {"stable": "#e8f1fa", "stable-2": "#fdf0dc", "decay": "#eaf6e8"}
 
 
 def stage_spans(result: TrainResult) -> dict[str, tuple[int, int]]:
@@ -20,7 +20,7 @@ def stage_spans(result: TrainResult) -> dict[str, tuple[int, int]]:
 
 def _shade(ax: Any, result: TrainResult) -> None:
     for stage, (a, b) in stage_spans(result).items():
-        ax.axvspan(a - 1, b, color=STAGE_COLORS.get(stage, "#f2f2f2"), zorder=0)
+        ax.axvspan(a - 1, b, color=stage_color(stage), zorder=0)
         ax.axvline(a - 1, color="grey", lw=0.6, ls="--", zorder=1)
         ax.text(a - 1, 1.0, f" {stage}", transform=ax.get_xaxis_transform(), va="bottom", fontsize=8)
 
@@ -56,6 +56,28 @@ def plot_metric_family(result: TrainResult, prefix: str, ylabel: str):
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_control(result: TrainResult, control: TrainResult, key: str = "valid_loss", label: str = "control",
+                 ylabel: str = "validation loss (mean over domains)"):
+    """One eval metric of a run against a control branched from it (e.g. a constant learning rate from the decay's
+    first step), stages shaded; the dotted line marks the branch point."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    _shade(ax, result)
+    steps, vals = result.series(key, kind="eval")
+    ax.plot(steps, vals, "o-", ms=3, color="C0", label="the run (WSD decay)")
+    cs, cv = control.series(key, kind="eval")
+    ax.plot(cs, cv, "s--", ms=5, color="k", label=label)
+    if control.rows("train"):  # where the control branched off
+        ax.axvline(control.rows("train")[0]["step"] - 1, color="k", lw=0.8, ls=":")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig

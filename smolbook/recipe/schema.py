@@ -1,23 +1,19 @@
-"""The SmolLM3 recipe as data: architecture, optimizer, schedules, the five data stages and their
-mixtures, transcribed from the released nanotron configs into ``recipe_smollm3.yaml``.
+"""The SmolLM3 recipe as data: the schema of the transcription and its loader.
 
-The file is read and validated here (a malformed entry fails with a message naming it). Beside the
-config facts it holds a small table of what the SmolLM3 blog says; :func:`ledger` compares the two
-in code, so every agreement or disagreement shown in the book is computed, not typed in.
+Architecture, optimizer, schedules, the five data stages and their mixtures are transcribed from the
+released nanotron configs into ``smollm3.yaml`` beside this module; it is read and validated here (a
+malformed entry fails with a message naming it). The library never reads the reference configs; only
+the tests do (to check this transcription).
 
     r = load_recipe()
     r.stage("decay").category_shares()     # {'web': ..., 'multilingual-web': ..., ...}
-    ledger()                               # rows: topic, blog, config, config_file, agrees
-
-The library never reads the reference configs; only the tests do (to check this transcription).
+    r.pretraining_step_shares()            # {'stable': 0.731, 'stable-2': 0.158, 'decay': 0.111}
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -26,7 +22,7 @@ import yaml
 
 from smolbook.errors import SmolbookError
 
-RECIPE_FILE = Path(__file__).with_name("recipe_smollm3.yaml")
+RECIPE_FILE = Path(__file__).with_name("smollm3.yaml")
 CATEGORIES = ("web", "multilingual-web", "code", "math", "reasoning")
 # How the blog splits a stage's mixture; reasoning data is counted by its `counts_as`.
 BLOG_BUCKETS = ("web", "code", "math")
@@ -164,6 +160,7 @@ class Run:
     pp: int
     context_parallel_size: int
     schedule: Schedule
+    load_optimizer: bool        # checkpoints.load_optimizer: carry the optimizer state into this run (false: restart it)
 
     @property
     def sequences_per_step(self) -> int:
@@ -266,26 +263,6 @@ class BlogFact:
 
 
 @dataclass(frozen=True)
-class ConfigFact:
-    value: Any
-    text: str
-    config_file: str
-
-
-@dataclass(frozen=True)
-class LedgerRow:
-    topic: str
-    blog: str                  # the blog's number or setting as it writes it ('-' for config-internal rows)
-    config: str                # the configs' value, with how it was computed
-    config_file: str
-    agrees: bool | None        # None where there is nothing to compare (blog-only, config-only)
-    kind: str                  # compared | blog-only | config-only | config-internal
-    group: str = ""
-    blog_says: str = ""        # paraphrase of the blog's sentence
-    tolerance: str = ""        # how far the config may lie from the blog and agree, and why
-
-
-@dataclass(frozen=True)
 class Recipe:
     """The whole transcription: use :func:`load_recipe`."""
 
@@ -320,6 +297,22 @@ class Recipe:
     @property
     def pretraining_stages(self) -> list[Stage]:
         return [s for s in self.stages if s.run.name == "pretraining"]
+
+    def pretraining_step_shares(self) -> dict[str, float]:
+        """Share of the pretraining run's steps in each of its stages, as the released configs ran them
+        (stable-2 from step 3,450,001, decay from 4,198,001 of 4,720,000: 0.731 / 0.158 / 0.111).
+        Every scale splits its pretraining at these shares; the blog's 8 : 2 : 1.1 is a ledger row."""
+        total = self.runs["pretraining"].schedule.train_steps
+        return {s.name: s.steps / total for s in self.pretraining_stages}
+
+    def lr_decay_stage(self) -> str:
+        """The pretraining stage whose first step is the learning-rate decay's first step (the configs start
+        the decay with the decay stage: ``lr_decay_starting_step`` = its ``start_training_step``)."""
+        sch = self.runs["pretraining"].schedule
+        for s in self.pretraining_stages:
+            if s.start_step == sch.lr_decay_starting_step:
+                return s.name
+        raise RecipeError(f"no pretraining stage starts at lr_decay_starting_step {sch.lr_decay_starting_step}")
 
 
 # ----------------------------------------------------------------------------- loading
@@ -512,6 +505,8 @@ def _load(path: str | Path) -> Recipe:
 
     recipe = Recipe(architecture=arch, optimizer=opt, runs=runs, stages=tuple(stages), blog_facts=tuple(facts),
                     blog_source=str(blog["source"]), config_only=tuple(conly), source_file=str(path))
+    from smolbook.recipe.ledger import config_facts  # the ledger computes facts from a loaded recipe
+
     known = config_facts(recipe)
     for f in facts:
         if f.config is not None and f.config not in known:
@@ -541,301 +536,3 @@ def _pct(x: float, digits: int = 1) -> str:
     return f"{100 * x:.{digits}f}%"
 
 
-# ----------------------------------------------------------------------------- config facts + ledger
-def config_facts(recipe: Recipe | None = None) -> dict[str, ConfigFact]:
-    """Every config-side quantity the ledger can compare, computed from the transcribed facts."""
-    r = recipe or load_recipe()
-    a, o, pre = r.architecture, r.optimizer, r.runs["pretraining"]
-    sch = pre.schedule
-    F: dict[str, ConfigFact] = {}
-
-    def put(key: str, value: Any, text: str, config_file: str) -> None:
-        F[key] = ConfigFact(value, text, config_file)
-
-    n = a.parameter_count()
-    put("parameters", n, f"{n:,} ({n / 1e9:.2f}B, computed from the architecture)", a.config_file)
-    end = r.pretraining_stages[-1]
-    lc_tokens = sum(run.tokens for name, run in r.runs.items() if name != "pretraining")
-    put("pretraining.tokens", end.end_tokens,
-        f"{human_tokens(end.end_tokens)} ({sch.train_steps:,} steps x {pre.tokens_per_step:,}); "
-        f"{human_tokens(end.end_tokens + lc_tokens)} with both long-context stages", end.config_file)
-    for s in r.stages:
-        put(f"{s.name}.start_tokens", s.start_tokens,
-            f"{human_tokens(s.start_tokens)} ({s.start_step - 1:,} steps x {s.run.tokens_per_step:,} before it)",
-            s.config_file)
-        put(f"{s.name}.end_tokens", s.end_tokens,
-            f"{human_tokens(s.end_tokens)} ({s.end_step:,} steps x {s.run.tokens_per_step:,})", s.config_file)
-        put(f"{s.name}.weight_sum", s.weight_sum, f"{s.weight_sum:.6g} over {len(s.datasets)} datasets", s.config_file)
-        shares, cats = s.bucket_shares(), s.category_shares()
-        for b, v in shares.items():
-            put(f"{s.name}.share.{b}", v, _pct(v, 2), s.config_file)
-        put(f"{s.name}.share.multilingual", cats["multilingual-web"], _pct(cats["multilingual-web"], 2), s.config_file)
-        put(f"{s.name}.share.reasoning", cats["reasoning"],
-            f"{_pct(cats['reasoning'])} ({sum(d.category == 'reasoning' for d in s.datasets)} datasets)", s.config_file)
-    for name, run in r.runs.items():
-        rs = run.schedule
-        put(f"{name}.rope_theta", run.rope_theta, f"{run.rope_theta:,.0f}", run.config_file)
-        put(f"{name}.tokens", run.tokens,
-            f"{human_tokens(run.tokens)} ({rs.train_steps:,} steps x {run.tokens_per_step:,})", run.config_file)
-        put(f"{name}.seq_len", run.sequence_length, f"{run.sequence_length:,}", run.config_file)
-        put(f"{name}.learning_rate", rs.learning_rate, f"{rs.learning_rate:g}", run.config_file)
-        put(f"{name}.schedule", rs.lr_decay_style, rs.describe(), run.config_file)
-        put(f"{name}.global_batch_tokens", run.tokens_per_step,
-            f"{run.tokens_per_step:,} ({run.micro_batch_size} x dp {run.dp} x accum "
-            f"{run.batch_accumulation_per_replica} x {run.sequence_length:,})", run.config_file)
-        put(f"{name}.gpus", run.gpus, f"{run.gpus} (tp {run.tp} x pp {run.pp} x cp {run.context_parallel_size} x dp {run.dp})",
-            run.config_file)
-    # Languages of the multilingual web in the last pretraining stage vs each long-context stage.
-    def langs(stage: Stage) -> set[str]:
-        return {d.subset for d in stage.datasets if d.category == "multilingual-web" and d.subset}
-    for s in r.stages:
-        if s.run.name != "pretraining":
-            dropped, added = sorted(langs(end) - langs(s)), sorted(langs(s) - langs(end))
-            put(f"{s.name}.language_change", (tuple(dropped), tuple(added)),
-                f"vs the decay stage: dropped {', '.join(dropped) or 'none'}; added {', '.join(added) or 'none'}",
-                s.config_file)
-    for k in ("num_key_value_heads", "no_rope_layer", "use_doc_masking", "rope_theta", "init_std", "z_loss_enabled",
-              "tokenizer"):
-        v = getattr(a, k)
-        text = f"{v:,.0f}" if isinstance(v, float) and v > 1 else str(v).lower() if isinstance(v, bool) else str(v)
-        put(k, v, text, a.config_file)
-    put("embedding_weight_decay", o.embedding_weight_decay,
-        f"{str(o.embedding_weight_decay).lower()} (weight_decay_exclude_named_params: "
-        f"{', '.join(o.weight_decay_exclude_named_params)})", o.config_file)
-    for k in ("adam_beta1", "adam_beta2", "adam_eps", "weight_decay", "clip_grad"):
-        put(k, getattr(o, k), str(getattr(o, k)), o.config_file)
-    put("learning_rate", sch.learning_rate, f"{sch.learning_rate:g}", pre.config_file)
-    put("lr_warmup_steps", sch.lr_warmup_steps, f"{sch.lr_warmup_steps:,}", pre.config_file)
-    put("lr_decay_style", sch.lr_decay_style, sch.lr_decay_style, pre.config_file)
-    put("min_decay_lr", sch.min_decay_lr, f"{sch.min_decay_lr:g}", pre.config_file)
-    put("decay_fraction", sch.decay_fraction,
-        f"{_pct(sch.decay_fraction)} ({sch.lr_decay_steps:,} / {sch.train_steps:,} steps, "
-        f"{human_tokens(sch.lr_decay_steps * pre.tokens_per_step)} tokens)", pre.config_file)
-    put("global_batch_tokens", pre.tokens_per_step, F["pretraining.global_batch_tokens"].text, pre.config_file)
-    put("sequence_length", pre.sequence_length, f"{pre.sequence_length:,}", pre.config_file)
-    put("gpus", pre.gpus, F["pretraining.gpus"].text, pre.config_file)
-    return F
-
-
-def _agrees(fact: BlogFact, value: Any) -> bool:
-    if isinstance(fact.value, bool) or isinstance(value, bool):
-        return isinstance(fact.value, bool) and isinstance(value, bool) and fact.value == value
-    if isinstance(fact.value, float) and isinstance(value, (int, float)):
-        if fact.exact:
-            return math.isclose(fact.value, value, rel_tol=1e-12, abs_tol=1e-15)
-        return abs(value - fact.value) <= fact.tolerance * (1 + 1e-9)
-    return str(fact.value) == str(value)
-
-
-
-def _stated_like(x: float, stated: str) -> str:
-    """Write ``x`` with the suffix of ``stated`` (0.005 with '85%' -> '0.5%')."""
-    suffix = stated.strip()[-1] if stated.strip()[-1:] in _SUFFIX and stated.strip()[-1:] else ""
-    return f"{x / _SUFFIX[suffix]:g}{suffix}"
-
-
-def _internal_rows(r: Recipe) -> list[LedgerRow]:
-    """Places where the configs disagree with themselves, found from the transcribed data."""
-    rows: list[LedgerRow] = []
-    seen: set[str] = set()
-    for s in r.stages:
-        for d in s.datasets:
-            if d.config_comment_subset and d.config_comment_subset != d.subset and d.name not in seen:
-                seen.add(d.name)
-                rows.append(LedgerRow(
-                    topic=f"Hub link of {d.name}", blog="-",
-                    config=f"folder {d.name} holds {d.subset}; its comment links {d.hub_id}/viewer/{d.config_comment_subset}",
-                    config_file=s.config_file, agrees=False, kind="config-internal", group="datasets"))
-            if d.name in _STORAGE_WORDS and d.name not in seen:
-                seen.add(d.name)
-                rows.append(LedgerRow(
-                    topic=f"Read path of {d.hub_id} {d.subset}", blog="-",
-                    config=f"dataset_read_path ends in '/{d.name}', a storage folder, not a dataset name",
-                    config_file=s.config_file, agrees=False, kind="config-internal", group="datasets"))
-    for s in r.stages:
-        ok = abs(s.weight_sum - 1.0) <= 1e-4
-        rows.append(LedgerRow(topic=f"Weights of '{s.name}' sum to 1", blog="-",
-                              config=f"{s.weight_sum:.7g} ({len(s.datasets)} datasets; normalised when sampling)",
-                              config_file=s.config_file, agrees=ok, kind="config-internal", group="mixtures"))
-    # File names such as stage2_8T_9T.yaml label stage boundaries in tokens: compare with the steps.
-    for s in r.pretraining_stages:
-        labels = [int(x) for x in re.findall(r"_(\d+)T", s.config_file)]
-        bounds = [s.start_tokens, s.end_tokens] if len(labels) == 2 else [s.end_tokens]
-        for label, tokens, what in zip(labels, bounds, ("starts", "ends") if len(labels) == 2 else ("ends",)):
-            rows.append(LedgerRow(
-                topic=f"File name {s.config_file}: '{s.name}' {what} at {label}T", blog="-",
-                config=f"{human_tokens(tokens)} from the stage's steps",
-                config_file=s.config_file, agrees=abs(tokens - label * 1e12) <= 0.5e12,
-                kind="config-internal", group="tokens"))
-    return rows
-
-
-def ledger(recipe: Recipe | None = None) -> list[LedgerRow]:
-    """Blog vs released configs, row by row: what the blog says, what the configs give, whether they
-    agree (within the blog's stated precision), then the settings only one side states, then the
-    configs' own inconsistencies."""
-    r = recipe or load_recipe()
-    F = config_facts(r)
-    rows = []
-    for f in r.blog_facts:
-        if f.config is None:
-            rows.append(LedgerRow(topic=f.topic, blog=f.stated, config="not in the released configs",
-                                  config_file="-", agrees=None, kind="blog-only", group=f.group, blog_says=f.says))
-            continue
-        c = F[f.config]
-        tol = "exact setting" if f.exact else f"+-{_stated_like(f.tolerance, f.stated)} ({f.why})"
-        rows.append(LedgerRow(topic=f.topic, blog=f.stated, config=c.text, config_file=c.config_file,
-                              agrees=_agrees(f, c.value), kind="compared", group=f.group, blog_says=f.says,
-                              tolerance=tol))
-    for topic, key in r.config_only:
-        c = F[key]
-        rows.append(LedgerRow(topic=topic, blog="not stated", config=c.text, config_file=c.config_file,
-                              agrees=None, kind="config-only", group="config-only"))
-    return rows + _internal_rows(r)
-
-
-# ----------------------------------------------------------------------------- tables
-def facts_of(obj: Any) -> dict[str, str]:
-    """A transcribed block (Architecture, Optimizer, ...) as field -> value text, for tables."""
-    out = {}
-    for k, v in vars(obj).items():
-        if isinstance(v, tuple):
-            v = ", ".join(map(str, v))
-        elif isinstance(v, bool):
-            v = str(v).lower()
-        elif isinstance(v, float) and (abs(v) >= 1e4 or 0 < abs(v) < 1e-3):
-            v = f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:g}"
-        out[k] = str(v)
-    return out
-
-
-def stage_rows(recipe: Recipe | None = None) -> list[dict]:
-    """One row per stage: where it sits in its run, its length, its mixture size and settings."""
-    r = recipe or load_recipe()
-    return [{"stage": s.name, "config_name": s.config_name, "config_file": s.config_file, "run": s.run.name,
-             "steps": f"{s.start_step:,}-{s.end_step:,}", "start": human_tokens(s.start_tokens),
-             "end": human_tokens(s.end_tokens), "tokens": human_tokens(s.tokens), "datasets": len(s.datasets),
-             "weight_sum": round(s.weight_sum, 7), "seq_len": s.seq_len, "rope_theta": f"{s.rope_theta:,.0f}",
-             "peak_lr": s.learning_rate} for s in r.stages]
-
-
-def share_rows(recipe: Recipe | None = None) -> list[dict]:
-    """Per stage and bucket: the share computed from the config weights beside the blog's figure.
-
-    Web includes multilingual web; reasoning/instruction data is counted in the bucket of the
-    subject it trains (``counts_as``: math or code); general reasoning data is the residual 'other'.
-    """
-    r = recipe or load_recipe()
-    blog = {f.config: f for f in r.blog_facts if f.config and ".share." in f.config}
-    rows = []
-    for s in r.stages:
-        shares = dict(s.bucket_shares(), multilingual=s.category_shares()["multilingual-web"])
-        for b in ("web", "multilingual", "code", "math", "other"):
-            f = blog.get(f"{s.name}.share.{b}")
-            cfg = 100 * shares[b]
-            rows.append({"stage": s.name, "bucket": b, "config_pct": round(cfg, 2),
-                         "blog_pct": None if f is None else round(100 * f.value, 2),
-                         "diff_pp": None if f is None else round(cfg - 100 * f.value, 2),
-                         "agrees": None if f is None else _agrees(f, shares[b])})
-    return rows
-
-
-# ----------------------------------------------------------------------------- CLI
-def mixture_rows(stage: Stage) -> list[dict]:
-    """The rows ``smolbook recipe mixture --json`` prints for one stage."""
-    return [{"name": d.name, "weight": d.weight, "hub_id": d.hub_id, "subset": d.subset, "category": d.category,
-             "hub_id_source": d.hub_id_source, "text_field": d.text_field} for d in stage.datasets]
-
-
-def _table(rows: list[list[str]], header: list[str], right: set[int] = frozenset()) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    fmt_row = lambda row: "  ".join(str(x).rjust(w) if i in right else str(x).ljust(w)  # noqa: E731
-                                    for i, (x, w) in enumerate(zip(row, widths))).rstrip()
-    return "\n".join([fmt_row(header), fmt_row(["-" * w for w in widths])] + [fmt_row(r) for r in rows])
-
-
-def format_summary(r: Recipe) -> str:
-    """The readable summary ``smolbook recipe show`` prints."""
-    a, o = r.architecture, r.optimizer
-    out = ["SmolLM3 recipe (transcribed from the released nanotron configs)", ""]
-    out += ["Architecture  (" + a.config_file + ")",
-            f"  {a.num_hidden_layers} layers, hidden {a.hidden_size}, MLP {a.intermediate_size} ({a.hidden_act}), "
-            f"vocab {a.vocab_size:,}, tied embeddings: {str(a.tie_word_embeddings).lower()}",
-            f"  attention: {a.num_attention_heads} heads, {a.num_key_value_heads} KV heads (GQA), "
-            f"NoPE every {a.no_rope_layer}th layer, RoPE theta {a.rope_theta:,.0f}, max positions {a.max_position_embeddings:,}",
-            f"  RMSNorm eps {a.rms_norm_eps:g}, init std {a.init_std}, intra-document masking: "
-            f"{str(a.use_doc_masking).lower()}, {a.dtype}, tokenizer {a.tokenizer}",
-            f"  parameters: {a.parameter_count():,}", ""]
-    out += ["Optimizer  (" + o.config_file + ")",
-            f"  {o.name} beta1 {o.adam_beta1} beta2 {o.adam_beta2} eps {o.adam_eps:g}, weight decay {o.weight_decay} "
-            f"(not on {', '.join(o.weight_decay_exclude_named_params)}), grad clip {o.clip_grad}", ""]
-    out += ["Runs"]
-    for name, run in r.runs.items():
-        out += [f"  {name:<12} {run.config_file}",
-                f"  {'':<12} seq {run.sequence_length:,}, RoPE theta {run.rope_theta:,.0f}, "
-                f"{run.tokens_per_step:,} tokens/step, {run.gpus} GPUs, {human_tokens(run.tokens)} tokens",
-                f"  {'':<12} {run.schedule.describe()}"]
-    out += ["", "Stages  (shares normalised by each stage's weight sum; 'other' = general reasoning data)"]
-    rows = []
-    for s in r.stages:
-        b, c = s.bucket_shares(), s.category_shares()
-        rows.append([s.name, s.config_file, f"{s.start_step:,}-{s.end_step:,}",
-                     f"{human_tokens(s.start_tokens)}-{human_tokens(s.end_tokens)}", human_tokens(s.tokens),
-                     str(len(s.datasets)), f"{s.weight_sum:.5g}", _pct(b["web"]), _pct(c["multilingual-web"]),
-                     _pct(b["code"]), _pct(b["math"]), _pct(b["other"])])
-    out.append(_table(rows, ["stage", "config", "steps", "tokens", "length", "sets", "w-sum", "web", "(multil.)",
-                             "code", "math", "other"], right={4, 5, 6, 7, 8, 9, 10, 11}))
-    ds = r.all_datasets()
-    by_src = {k: sum(d.hub_id_source == k for d in ds.values()) for k in HUB_ID_SOURCES}
-    out += ["", f"Datasets: {len(ds)} distinct names over {len(r.stages)} stages; hub ids: "
-            + ", ".join(f"{v} {k}" for k, v in by_src.items()),
-            "Mixture of a stage: smolbook recipe mixture --stage NAME [--json];  blog vs configs: smolbook recipe ledger"]
-    return "\n".join(out)
-
-
-def _cmd_show(args: argparse.Namespace) -> int:
-    print(format_summary(load_recipe()))
-    return 0
-
-
-def _cmd_mixture(args: argparse.Namespace) -> int:
-    stage = load_recipe().stage(args.stage)
-    rows = mixture_rows(stage)
-    if args.json:
-        print(json.dumps(rows, indent=1))
-        return 0
-    probs = stage.probabilities()
-    table = [[d["name"], f"{d['weight']:g}", f"{100 * probs[d['name']]:.2f}%", d["category"],
-              d["hub_id"] or "(unknown)", d["subset"] or "", d["hub_id_source"]] for d in rows]
-    print(f"Stage '{stage.name}' ({stage.config_file}, '{stage.config_name}'): {len(rows)} datasets, "
-          f"weights sum to {stage.weight_sum:.6g}; 'p' is the weight normalised by that sum")
-    print(_table(table, ["name", "weight", "p", "category", "hub_id", "subset", "source"], right={1, 2}))
-    return 0
-
-
-def _cmd_ledger(args: argparse.Namespace) -> int:
-    rows = ledger()
-    if args.json:
-        print(json.dumps([asdict(x) for x in rows], indent=1))
-        return 0
-    mark = {True: "agrees", False: "DIFFERS", None: "-"}
-    cut = lambda text, n: text if len(text) <= n else text[:n - 1] + "~"  # noqa: E731
-    print(_table([[x.kind, cut(x.topic, 44), cut(x.blog, 10), cut(x.config, 60), mark[x.agrees]] for x in rows],
-                 ["kind", "topic", "blog", "config", "verdict"]))
-    print("(full rows with the blog's wording, tolerances and config files: smolbook recipe ledger --json)")
-    return 0
-
-
-def register_cli(subparsers: Any) -> None:
-    """``smolbook recipe show | mixture --stage S [--json] | ledger [--json]``."""
-    p = subparsers.add_parser("recipe", help="the SmolLM3 recipe as data (transcribed from the released configs)")
-    sub = p.add_subparsers(dest="recipe_command", required=True)
-    show = sub.add_parser("show", help="a readable summary: architecture, optimizer, schedules, stages")
-    show.set_defaults(func=_cmd_show)
-    mix = sub.add_parser("mixture", help="the datasets and weights of one stage")
-    mix.add_argument("--stage", required=True, help="stable, stable-2, decay, lc-32k or lc-64k")
-    mix.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-    mix.set_defaults(func=_cmd_mixture)
-    led = sub.add_parser("ledger", help="where the SmolLM3 blog and the released configs agree or differ")
-    led.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-    led.set_defaults(func=_cmd_ledger)

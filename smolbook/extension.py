@@ -1,0 +1,126 @@
+"""Long-context extension as the recipe ran it: two stages, each a run spec, then YaRN at inference.
+
+Stage ``lc-32k`` continues a checkpoint at 8x the base length with RoPE theta raised to the 4k->32k config's
+(2M; the blog says 1.5M), carrying the optimizer (``load_optimizer: true``); stage ``lc-64k`` continues that at 16x
+with theta 5M and a fresh optimizer (``load_optimizer: false``). Both read their mixtures, cosine schedules and
+learning rates from the recipe and their tokens from the scale's budgets. One chain per seed (the data order);
+a chain's checkpoints are registered as ``<prefix>lc-32k`` and ``<prefix>lc-64k`` of the calling chapter.
+
+:func:`save_yarn` writes the YaRN x2 variant of a checkpoint (rope_type yarn over the final training length), and
+:func:`reports` runs the long-context report (:mod:`smolbook.evaluate.longcontext`) on several checkpoints.
+"""
+from __future__ import annotations
+
+import shutil
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from smolbook.scales import LONG_CONTEXT_STAGES, get_scale
+
+STAGES = LONG_CONTEXT_STAGES
+
+
+@dataclass
+class Chain:
+    """One seed's extension: its two run results and the registered reference of each stage's checkpoint."""
+
+    seed: int
+    prefix: str
+    results: dict[str, Any]
+    refs: dict[str, str]
+
+    def path(self, stage: str = STAGES[-1]) -> Path:
+        """The folder of a stage's final checkpoint (the last stage's by default)."""
+        return Path(self.results[stage].checkpoint)
+
+
+def stage_specs(chapter: str, source: str, scale: str, output_dir: str | Path, seed: int, prefix: str = "",
+                data_options: dict[str, Any] | None = None, evaluate: bool = True) -> list[Any]:
+    """The two stages' run specs: the first continues ``source`` (a checkpoint reference), the second the first."""
+    from smolbook.recipe import load_recipe
+    from smolbook.train import DataSpec, ModelSpec, RunSpec
+
+    runs = load_recipe().runs
+    specs, previous = [], source
+    for stage in STAGES:
+        spec = RunSpec(chapter=chapter, name=f"{prefix}{stage}", scale=scale, output_dir=str(output_dir), phase=stage,
+                       seed=seed, model=ModelSpec(checkpoint=previous, rope_theta=runs[stage].rope_theta),
+                       data=DataSpec(stages=[stage], options=dict(data_options or {})), evaluate=evaluate)
+        specs.append(spec)
+        previous = spec.ref
+    return specs
+
+
+def extend(chapter: str, source: str, scale: str, output_dir: str | Path, seeds: Sequence[int], prefix: str = "",
+           data_options: dict[str, Any] | None = None, evaluate: bool = True) -> list[Chain]:
+    """Run both stages for every seed (``prefix`` + ``seed<k>-`` names all but the first seed's chain); ``evaluate``
+    logs held-out scores before and after each stage (the control arms skip it: the probes judge them)."""
+    from smolbook.train import run
+
+    chains = []
+    for i, seed in enumerate(seeds):
+        p = prefix if i == 0 else f"{prefix}seed{seed}-"
+        specs = stage_specs(chapter, source, scale, output_dir, seed, p, data_options, evaluate and i == 0)
+        results = {}
+        for stage, spec in zip(STAGES, specs):
+            print(f"[{chapter}] {p or 'main '}{stage}: seed {seed}, theta {spec.model.rope_theta:,.0f}", flush=True)
+            results[stage] = run(spec)
+        chains.append(Chain(seed, p, results, {st: sp.ref for st, sp in zip(STAGES, specs)}))
+    return chains
+
+
+def save_yarn(checkpoint: str | Path, target: str | Path, factor: float, original_max_position_embeddings: int) -> Path:
+    """The checkpoint with YaRN scaling (``factor`` over ``original_max_position_embeddings``), saved with its
+    tokenizer so plain ``AutoModelForCausalLM`` / ``AutoTokenizer`` load it as it is."""
+    from transformers import AutoTokenizer
+
+    from smolbook.model import load_with_rope
+
+    target = Path(target)
+    shutil.rmtree(target, ignore_errors=True)
+    model = load_with_rope(checkpoint, yarn_factor=factor, original_max_position_embeddings=original_max_position_embeddings)
+    model.save_pretrained(target)
+    AutoTokenizer.from_pretrained(checkpoint).save_pretrained(target)
+    return target
+
+
+def reports(checkpoints: dict[str, Path], data: Any, scale: str, lengths: Sequence[int], *, n: int, seed: int = 0,
+            synthetic: bool = False) -> dict[str, dict[str, Any]]:
+    """The long-context report of each checkpoint (label -> report), loaded with plain transformers."""
+    from transformers import AutoModelForCausalLM
+
+    from smolbook.evaluate.longcontext import long_context_report
+
+    out = {}
+    for label, path in checkpoints.items():
+        model = AutoModelForCausalLM.from_pretrained(path).eval()
+        out[label] = long_context_report(model, data, scale, lengths, n=n, seed=seed, synthetic=synthetic)
+        del model
+    return out
+
+
+def cloze_at(report: dict[str, Any], lengths: Sequence[int], key: str = "accuracy") -> float:
+    """Mean of a cloze-at-a-distance column over the rows of ``lengths`` (rows the report could build)."""
+    rows = [r for r in report["cloze"] if r["length"] in set(lengths)]
+    return statistics.fmean(r[key] for r in rows) if rows else float("nan")
+
+
+def theta_table(scale: str) -> list[dict[str, Any]]:
+    """RoPE theta and theta / sequence length per stage, in the recipe and at ``scale``: the scale keeps the
+    recipe's theta, so its shorter rows rotate the lowest frequencies far less per row (a departure to state)."""
+    from smolbook.recipe import load_recipe
+
+    s = get_scale(scale)
+    runs = load_recipe().runs
+    rows = [{"stage": "pretraining", "theta": runs["pretraining"].rope_theta, "recipe seq_len": runs["pretraining"].sequence_length,
+             f"{s.name} seq_len": s.seq_len}]
+    for st, length in zip(STAGES, s.long_context):
+        rows.append({"stage": st, "theta": runs[st].rope_theta, "recipe seq_len": runs[st].sequence_length,
+                     f"{s.name} seq_len": length})
+    for r in rows:
+        r["recipe theta / seq_len"] = round(r["theta"] / r["recipe seq_len"], 2)
+        r[f"{s.name} theta / seq_len"] = round(r["theta"] / r[f"{s.name} seq_len"], 2)
+    return rows

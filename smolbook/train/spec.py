@@ -1,0 +1,236 @@
+"""``RunSpec``: one description of every training run of the book, round-tripping through YAML.
+
+Pretraining, the long-context stages, mid-training, SFT and preference training are all a RunSpec: where the
+model comes from (a fresh preset, or a checkpoint — a path or ``chapter:NN_name[/name]``), what changes in it
+(RoPE theta, YaRN), the data (recipe stages by name, or a named builder), the budget, the schedule, the optimizer
+state (carried from the checkpoint or reset), precision, seed, resume and the trainer. ``None`` fields take the
+scale's and the recipe's values for the run's ``phase`` when the run is resolved (:mod:`smolbook.train.run`).
+
+    spec = RunSpec(chapter="08_long_context", name="lc-32k", phase="lc-32k", scale="tiny",
+                   model=ModelSpec(checkpoint="chapter:07_pretraining"), data=DataSpec(stages=["lc-32k"]))
+    spec.save("lc32k.yaml"); RunSpec.load("lc32k.yaml") == spec     # True
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from smolbook.errors import SmolbookError
+from smolbook.scales import PHASES, SCALE_NAMES
+
+TRAINERS = ("pretrain", "sft", "dpo")
+# The data builder a trainer reads when the spec names none (smolbook.train.run.DATA_BUILDERS).
+DEFAULT_BUILDERS = {"pretrain": "stages", "sft": "conversations", "dpo": "preference-pairs"}
+RUN_PHASES = ("pretraining", *PHASES)
+RESUME = ("auto", True, False)
+OPTIMIZER_STATES = ("reset", "carry")
+SCHEDULE_KINDS = ("wsd", "cosine")
+PRECISIONS = ("auto", "fp32", "bf16")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class SpecError(SmolbookError, ValueError):
+    """A malformed run spec: the message names the field and what to write instead."""
+
+
+@dataclass
+class ModelSpec:
+    """Where the model comes from and what changes in it.
+
+    Exactly one of ``preset`` (a fresh model: a scale name or ``smollm3-3b``; ``None`` with no checkpoint means the
+    run's scale) and ``checkpoint`` (a folder, or ``chapter:NN_name[/name]`` for a checkpoint an earlier chapter
+    registered). ``config`` overrides ``smollm3_config`` for a preset (e.g. ``no_rope_layer_interval: 0``).
+    ``rope_theta`` / ``yarn_factor`` / ``original_max_position_embeddings`` reload the checkpoint with new rotary
+    settings (:func:`smolbook.model.load_with_rope`); ``max_position_embeddings`` is the new context length.
+    """
+
+    preset: str | None = None
+    checkpoint: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    rope_theta: float | None = None
+    yarn_factor: float | None = None
+    original_max_position_embeddings: int | None = None
+    max_position_embeddings: int | None = None
+
+
+@dataclass
+class DataSpec:
+    """The data: a named builder and its options. ``None``: the trainer's (``stages``, the recipe's stage mixtures
+    packed into rows, for ``pretrain``; ``conversations`` for ``sft``; ``preference-pairs`` for ``dpo``)."""
+
+    builder: str | None = None
+    stages: list[str] = field(default_factory=list)
+    doc_masking: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BudgetSpec:
+    """How much: ``tokens`` or ``steps`` (not both), row length and rows per step. ``None``: the scale's budget."""
+
+    tokens: int | None = None
+    steps: int | None = None
+    seq_len: int | None = None
+    rows_per_step: int | None = None
+
+
+@dataclass
+class ScheduleSpec:
+    """The learning-rate schedule; ``None`` fields come from the recipe for the run's phase (pretraining: WSD with
+    the decay stage's share; long context: cosine after the recipe's warm-up share). ``decay_fraction: 0`` with
+    ``kind: wsd`` is a constant learning rate after warm-up."""
+
+    kind: str | None = None
+    learning_rate: float | None = None
+    warmup_steps: int | None = None
+    decay_fraction: float | None = None
+
+
+@dataclass
+class RunSpec:
+    """One training run. ``chapter``/``name`` place it: ``output_dir/<chapter>/<name>/`` holds its metrics and
+    checkpoints, and its final checkpoint is registered as ``chapter:<chapter>/<name>``."""
+
+    chapter: str
+    name: str
+    scale: str = "tiny"
+    output_dir: str = "runs/tiny"
+    phase: str = "pretraining"
+    trainer: str = "pretrain"
+    model: ModelSpec = field(default_factory=ModelSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    budget: BudgetSpec = field(default_factory=BudgetSpec)
+    schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
+    optimizer_state: str | None = None  # carry | reset; None: the recipe's (lc-32k carries, lc-64k restarts)
+    precision: str = "auto"
+    seed: int = 0
+    resume: str | bool = "auto"
+    evaluate: bool = True
+    eval_every: int | None = None
+    checkpoint_every: int | None = None
+    register_stages: bool = False  # also register the checkpoint at the end of every data stage (pretraining)
+    branch_from: str | None = None  # continue another run's checkpoint exactly (model, optimizer, data position, step)
+
+    def __post_init__(self) -> None:
+        problems = []
+        for key in ("chapter", "name"):
+            v = getattr(self, key)
+            if not isinstance(v, str) or not _NAME.match(v):
+                problems.append(f"{key} must be a name of letters, digits, '_', '-' or '.' (no spaces), got {v!r}")
+        if self.scale not in SCALE_NAMES:
+            problems.append(f"scale must be one of {', '.join(SCALE_NAMES)}, got {self.scale!r}")
+        if self.phase not in RUN_PHASES:
+            problems.append(f"phase must be one of {', '.join(RUN_PHASES)}, got {self.phase!r}")
+        if self.trainer not in TRAINERS:
+            problems.append(f"trainer must be one of {', '.join(TRAINERS)}, got {self.trainer!r}")
+        if self.optimizer_state is not None and self.optimizer_state not in OPTIMIZER_STATES:
+            problems.append(f"optimizer_state must be one of {', '.join(OPTIMIZER_STATES)}, got {self.optimizer_state!r}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.resume not in RESUME:
+            problems.append(f"resume must be 'auto', true or false, got {self.resume!r}")
+        m = self.model
+        if m.preset is not None and m.checkpoint is not None:
+            problems.append("model: give a preset (a fresh model) or a checkpoint, not both")
+        if m.checkpoint is None and (m.rope_theta or m.yarn_factor):
+            problems.append("model: rope_theta / yarn_factor change a checkpoint's rotary settings: give a checkpoint")
+        if m.checkpoint is not None and m.config:
+            problems.append("model: config overrides build a fresh preset; a checkpoint keeps its own config")
+        if self.optimizer_state == "carry" and m.checkpoint is None:
+            problems.append("optimizer_state 'carry' needs a model checkpoint to carry the optimizer state from")
+        if self.branch_from is not None and (m.checkpoint is not None or m.preset is not None or m.config):
+            problems.append("branch_from continues another run's checkpoint as it is: give no model preset, checkpoint "
+                            "or config")
+        if self.budget.tokens is not None and self.budget.steps is not None:
+            problems.append("budget: give tokens or steps, not both")
+        for key in ("tokens", "steps", "seq_len", "rows_per_step"):
+            v = getattr(self.budget, key)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                problems.append(f"budget.{key} must be a positive integer, got {v!r}")
+        if self.schedule.kind is not None and self.schedule.kind not in SCHEDULE_KINDS:
+            problems.append(f"schedule.kind must be one of {', '.join(SCHEDULE_KINDS)}, got {self.schedule.kind!r}")
+        if self.builder == "stages" and not self.data.stages and self.phase not in ("pretraining", "lc-32k", "lc-64k"):
+            problems.append(f"data: the 'stages' builder needs data.stages for phase '{self.phase}'")
+        if self.trainer in ("sft", "dpo") and self.model.checkpoint is None:
+            problems.append(f"trainer '{self.trainer}' fine-tunes a checkpoint: give model.checkpoint")
+        if self.trainer in ("sft", "dpo") and self.branch_from is not None:
+            problems.append(f"branch_from continues a pretraining-loop run; trainer '{self.trainer}' resumes with resume")
+        if problems:
+            raise SpecError("bad run spec: " + "; ".join(problems))
+
+    # -- YAML ------------------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str = "run spec") -> "RunSpec":
+        """Build a spec from plain data, naming any unknown or mistyped field."""
+        return _build(cls, raw, where)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_yaml())
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunSpec":
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except OSError as e:
+            raise SpecError(f"cannot read run spec {path}: {e.strerror or e}") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise SpecError(f"run spec {path} is not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+        return cls.from_dict(raw, where=f"run spec {path.name}")
+
+    # -- where it writes -------------------------------------------------------------------------------------------
+    @property
+    def builder(self) -> str:
+        """The data builder this run reads (the spec's, else its trainer's default)."""
+        return self.data.builder or DEFAULT_BUILDERS.get(self.trainer, "stages")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.chapter / self.name
+
+    @property
+    def ref(self) -> str:
+        """How later specs name this run's final checkpoint."""
+        return f"chapter:{self.chapter}/{self.name}"
+
+
+_NESTED = {"model": ModelSpec, "data": DataSpec, "budget": BudgetSpec, "schedule": ScheduleSpec}
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise SpecError(f"{where}: unknown field(s) {', '.join(unknown)}; the fields are {', '.join(known)}")
+    required = [n for n, f in known.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [n for n in required if n not in raw]
+    if missing:
+        raise SpecError(f"{where}: missing field(s) {', '.join(missing)}")
+    kw = {}
+    for name, value in raw.items():
+        if cls is RunSpec and name in _NESTED:
+            kw[name] = _build(_NESTED[name], value or {}, f"{where}, {name}")
+        else:
+            kw[name] = value
+    try:
+        return cls(**kw)
+    except TypeError as e:
+        raise SpecError(f"{where}: {e}") from None
