@@ -34,6 +34,7 @@ IGNORED_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (
     # read the old names (the book sets it off explicitly on CPU), which warns on every SFT/DPO run
     (r"`gradient_checkpointing` is deprecated", FutureWarning),
     (r"`is_gradient_checkpointing` is deprecated", FutureWarning),
+    (r"`gradient_checkpointing_enable` is deprecated", FutureWarning),
 )
 # environment switches read when the library is imported
 PROGRESS_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
