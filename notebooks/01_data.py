@@ -178,12 +178,11 @@ print({k: f"{v * 1000:.0f} ms/step" for k, v in timing.items()}, "| the book use
 book.number("sdpa step time", round(timing["sdpa"] * 1000, 1), "ms", note="median forward+backward, batch 4 packed rows")
 book.number("eager step time", round(timing["eager"] * 1000, 1), "ms", note="median forward+backward, batch 4 packed rows")
 ok = all(v["masking on"] <= 1e-5 and v["masking off"] > 1e-3 for v in match.values())
-book.verdict(
+book.check(
     "Intra-document masking (reset position_ids, no attention_mask, use_cache=False) keeps packed documents apart",
     "max |logit diff| packed vs alone: " + ", ".join(f"{k} {v['masking on']:.1e} on / {v['masking off']:.2f} off"
                                                      for k, v in match.items()),
-    "holds" if ok else "differs",
-    source="stage1_8T.yaml: _use_doc_masking: true", kind="implementation",
+    ok, source="stage1_8T.yaml: _use_doc_masking: true",
 )
 
 # %% [markdown]

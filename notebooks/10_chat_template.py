@@ -135,10 +135,9 @@ else:
           f"first mismatch: {result.first_mismatch}")
     book.number("conformance", result.identical, unit=f"of {result.total} conversations",
                 note="byte-identical renders, smolbook vs released SmolLM3 template")
-    book.verdict("smolbook's template renders byte-identical text to the released SmolLM3 template",
-                 f"{result.identical}/{result.total} random conversations identical",
-                 "holds" if result.identical == result.total else "differs", source="SmolLM3 chat_template.jinja",
-                 kind="implementation")
+    book.check("smolbook's template renders byte-identical text to the released SmolLM3 template",
+               f"{result.identical}/{result.total} random conversations identical",
+               result.identical == result.total, source="SmolLM3 chat_template.jinja")
 
 # %% [markdown]
 # ## The loss mask
@@ -173,10 +172,9 @@ print("trained text:", repr(trained))
 mask_ok = trained == expected
 book.number("trained tokens", sum(mask), unit=f"of {len(ids)} tokens",
             note="assistant-only loss on a tool conversation")
-book.verdict("SFT loss covers assistant turns only (user turns and tool results masked), "
-             "each turn's <|im_end|> included",
-             f"trained tokens decode to exactly the assistant turns: {mask_ok}", "holds" if mask_ok else "differs",
-             source="SmolLM3 blog, SFT; TRL assistant_only_loss", kind="implementation")
+book.check("SFT loss covers assistant turns only (user turns and tool results masked), each turn's <|im_end|> included",
+           f"trained tokens decode to exactly the assistant turns: {mask_ok}", mask_ok,
+           source="SmolLM3 blog, SFT; TRL assistant_only_loss")
 
 # %% [markdown]
 # ## Reading what the model writes
@@ -218,6 +216,5 @@ errors = [c for c in calls if isinstance(c, chat.CallError)] + [r for r in parse
 book.number("tool calls parsed", sum(isinstance(c, chat.ToolCall) for c in calls),
             unit=f"calls, from {len(completions)} sample completions")
 book.number("malformed completions reported as errors", len(errors), unit="error values, 0 exceptions")
-book.verdict("a tool call rendered in either style parses back to the same call", str(round_trips),
-             "holds" if all(round_trips.values()) else "differs", source="SmolLM3 chat template tool sections",
-             kind="implementation")
+book.check("a tool call rendered in either style parses back to the same call", str(round_trips),
+           all(round_trips.values()), source="SmolLM3 chat template tool sections")

@@ -24,7 +24,8 @@ const FORBIDDEN = [
   ["accelerate's shared-tensor warning", /Removed shared tensor/],
   ['a Python warning', /\b(FutureWarning|DeprecationWarning|UserWarning):/],
   ['a progress bar frozen at 0%', /(^|[^\d.])0%\|/m],
-  ['a pointer to a planning file outside the repository', /BOOK_PLAN/],
+  // The reference material lives beside the repository (../shared), never in it: a page must not send readers there.
+  ['a pointer to a file outside the repository', /\.\.\/shared\/|\b[A-Z][A-Z_]+_PLAN(\.md)?\b/],
 ];
 
 const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'smolbook-chromium-'));

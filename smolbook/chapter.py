@@ -180,9 +180,11 @@ def registered_checkpoints(output_dir: str | os.PathLike) -> list[dict[str, Any]
     if not path.is_file():
         return []
     try:
-        return list(json.loads(path.read_text())["checkpoints"])
+        entries = list(json.loads(path.read_text())["checkpoints"])
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise SmolbookError(f"{path} is corrupt ({e}); rerun the chapters that register checkpoints with --force") from None
+    # Paths inside the run folder are stored relative to it, so a run folder can be moved or copied whole.
+    return [dict(e, path=str((Path(output_dir) / e["path"]).resolve())) for e in entries]
 
 
 def register_checkpoint(output_dir: str | os.PathLike, chapter: str, name: str, path: str | os.PathLike,
@@ -191,8 +193,11 @@ def register_checkpoint(output_dir: str | os.PathLike, chapter: str, name: str, 
     path = Path(path).resolve()
     if not (path / "config.json").is_file():
         raise SmolbookError(f"cannot register {chapter}/{name}: {path} holds no checkpoint (config.json)")
+    root = Path(output_dir).resolve()
     entries = [e for e in registered_checkpoints(output_dir) if (e["chapter"], e["name"]) != (chapter, name)]
     entries.append({"chapter": chapter, "name": name, "path": str(path), "step": step, "tokens": tokens, "final": final})
+    entries = [dict(e, path=str(Path(e["path"]).relative_to(root)) if Path(e["path"]).is_relative_to(root) else e["path"])
+               for e in entries]
     target = Path(output_dir) / CHECKPOINTS_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".json.tmp")

@@ -53,10 +53,9 @@ def test_budget_defaults_come_from_the_scale_and_the_recipe():
 
 def test_continue_a_chapter_checkpoint_with_another_theta(pretrained_run, tmp_path):
     out = tmp_path / "run"
-    shutil.copytree(pretrained_run, out)
-    # registered paths point into the fixture's folder: rewrite them as a copied run folder would hold them
-    reg = out / "checkpoints.json"
-    reg.write_text(reg.read_text().replace(str(pretrained_run.resolve()), str(out.resolve())))
+    shutil.copytree(pretrained_run, out)  # a run folder moves whole: its registry holds paths relative to it
+    assert find_checkpoint(out, "07_pretraining").is_relative_to(out.resolve())
+    assert '"path": "07_pretraining/pretrain/final"' in (out / "checkpoints.json").read_text()
     result = run(lc_spec(out))
     assert len(result.rows("train")) == 6 and result.rows("train")[-1]["stage"] == "lc-32k"
     final = find_checkpoint(out, "08_long_context")

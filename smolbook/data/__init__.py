@@ -9,8 +9,7 @@ Names are imported lazily (PEP 562), so ``smolbook --help`` does not pay for tor
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from smolbook.lazy import lazy_exports
 
 _EXPORTS = {
     "smolbook.data.build": ("prepare", "PreparedData", "fingerprint", "heldout_specs"),
@@ -31,17 +30,4 @@ _EXPORTS = {
     "smolbook.data.hub_chat": ("ChatSource", "chat_source", "chat_sources", "chat_text", "iter_chat_rows",
                                "open_chat_dataset", "released_source"),
 }
-_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'smolbook.data' has no attribute '{name}'")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

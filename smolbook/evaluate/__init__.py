@@ -3,11 +3,9 @@ long-context probes (:mod:`smolbook.evaluate.ruler`), and chat evaluations throu
 (:mod:`smolbook.evaluate.chat`, IFEval's checkers in :mod:`smolbook.evaluate.ifeval`)."""
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from smolbook.evaluate.heldout import (answer_accuracy, cloze_accuracy, heldout_evaluator, score_items,
                                        validation_loss)
+from smolbook.lazy import lazy_exports
 
 # Chat evaluation names load on first use (PEP 562), like smolbook.data's.
 _LAZY = {
@@ -16,14 +14,5 @@ _LAZY = {
     "smolbook.evaluate.ifeval": ("ifeval_check", "ifeval_scores"),
     "smolbook.evaluate.language": ("detect_language",),
 }
-_WHERE = {name: mod for mod, names in _LAZY.items() for name in names}
-
-__all__ = ["answer_accuracy", "cloze_accuracy", "heldout_evaluator", "score_items", "validation_loss", *sorted(_WHERE)]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'smolbook.evaluate' has no attribute '{name}'")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
+_lazy_names, __getattr__, _ = lazy_exports(__name__, _LAZY, globals())
+__all__ = ["answer_accuracy", "cloze_accuracy", "heldout_evaluator", "score_items", "validation_loss", *_lazy_names]

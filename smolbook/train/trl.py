@@ -54,7 +54,7 @@ def chat_tokenizer(path: Path) -> Any:
     return tok
 
 
-def _common_args(spec: RunSpec, config: TrainConfig, rows: int, seq_len: int, run_dir: Path) -> dict[str, Any]:
+def _common_args(config: TrainConfig, rows: int, seq_len: int, run_dir: Path) -> dict[str, Any]:
     import torch
 
     bf16 = resolve_precision(config) == "bf16"
@@ -81,7 +81,7 @@ def train_trl(spec: RunSpec, model: Any, source: Path, dataset: Any, config: Tra
     elif (run_dir / "final" / ckpt_mod.STATE_FILE).is_file():
         return TrainResult.from_dir(run_dir)
     tok = chat_tokenizer(source)
-    common = _common_args(spec, config, rows, seq_len, run_dir)
+    common = _common_args(config, rows, seq_len, run_dir)
     if spec.trainer == "sft":
         # BFD packing writes position ids that restart at every conversation and no attention mask, so transformers
         # keeps packed conversations apart (the intra-document masking of pretraining; tests/test_sft_packing.py).
