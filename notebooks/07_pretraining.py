@@ -142,7 +142,7 @@ for k in sorted(x for x in evals[-1] if x.startswith("valid_loss")):
 ANNEAL = Claim("WSD's decay lowers the loss against a constant learning rate over the same tokens",
                "SmolLM3 blog, Training configuration (WSD)", metric="final validation loss (nats/token)",
                direction="better", margin=0.02)
-control = run(dataclasses.replace(spec, name="constant-lr", register_stages=False,
+control = run(dataclasses.replace(spec, name="constant-lr", register_stages=False, final=False,
                                   branch_from=f"chapter:{book.name}/stable-2", schedule=ScheduleSpec(decay_fraction=0.0)))
 final_constant, final_decay = control.rows("eval")[-1]["valid_loss"], evals[-1]["valid_loss"]
 print(f"validation loss after the decay stage: WSD decay {final_decay:.4f}, constant learning rate {final_constant:.4f}")

@@ -30,8 +30,8 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   fi
 fi
 
-extras=""
-[ $with_tests = 1 ] && extras="[test]"
+extras="[serving]"   # chapter 15 serves the model (transformers serve + the openai client)
+[ $with_tests = 1 ] && extras="[test,serving]"
 step "installing smolbook$extras and its dependencies"
 "$PIP" install -q -e ".$extras" 2>&1 | grep -v "is ignored: it is neither" || true
 "$VENV/bin/python" -c "import smolbook, transformers, trl" || { echo "setup: smolbook did not install" >&2; exit 1; }

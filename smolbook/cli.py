@@ -18,6 +18,7 @@ COMMANDS = {
     "model": ("smolbook.model", "SmolLM3 model presets: parameter counts and architecture"),
     "train": ("smolbook.train", "run a training spec (pretraining, long context, ...) at any scale"),
     "chat": ("smolbook.chat", "the SmolLM3 chat template: render conversations, parse completions"),
+    "eval": ("smolbook.evaluate.lighteval_run", "evaluate a checkpoint with lighteval on the book's tasks (offline)"),
     "site": ("smolbook.site", "build the book's static website from a run (offline)"),
     "submit": ("smolbook.submit", "run the book as a SLURM batch job (multi-node training, requeue on preemption)"),
 }

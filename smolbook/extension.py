@@ -38,8 +38,9 @@ class Chain:
 
 
 def stage_specs(chapter: str, source: str, scale: str, output_dir: str | Path, seed: int, prefix: str = "",
-                data_options: dict[str, Any] | None = None, evaluate: bool = True) -> list[Any]:
-    """The two stages' run specs: the first continues ``source`` (a checkpoint reference), the second the first."""
+                data_options: dict[str, Any] | None = None, evaluate: bool = True, final: bool = True) -> list[Any]:
+    """The two stages' run specs: the first continues ``source`` (a checkpoint reference), the second the first;
+    ``final``: the second stage's checkpoint is the chapter's final one."""
     from smolbook.recipe import load_recipe
     from smolbook.train import DataSpec, ModelSpec, RunSpec
 
@@ -48,7 +49,8 @@ def stage_specs(chapter: str, source: str, scale: str, output_dir: str | Path, s
     for stage in STAGES:
         spec = RunSpec(chapter=chapter, name=f"{prefix}{stage}", scale=scale, output_dir=str(output_dir), phase=stage,
                        seed=seed, model=ModelSpec(checkpoint=previous, rope_theta=runs[stage].rope_theta),
-                       data=DataSpec(stages=[stage], options=dict(data_options or {})), evaluate=evaluate)
+                       data=DataSpec(stages=[stage], options=dict(data_options or {})), evaluate=evaluate,
+                       final=final and stage == STAGES[-1])
         specs.append(spec)
         previous = spec.ref
     return specs
@@ -57,13 +59,15 @@ def stage_specs(chapter: str, source: str, scale: str, output_dir: str | Path, s
 def extend(chapter: str, source: str, scale: str, output_dir: str | Path, seeds: Sequence[int], prefix: str = "",
            data_options: dict[str, Any] | None = None, evaluate: bool = True) -> list[Chain]:
     """Run both stages for every seed (``prefix`` + ``seed<k>-`` names all but the first seed's chain); ``evaluate``
-    logs held-out scores before and after each stage (the control arms skip it: the probes judge them)."""
+    logs held-out scores before and after each stage (the control arms skip it: the probes judge them). Only the
+    main chain (the first seed, no prefix) registers its last stage as the chapter's final checkpoint."""
     from smolbook.train import run
 
     chains = []
     for i, seed in enumerate(seeds):
         p = prefix if i == 0 else f"{prefix}seed{seed}-"
-        specs = stage_specs(chapter, source, scale, output_dir, seed, p, data_options, evaluate and i == 0)
+        specs = stage_specs(chapter, source, scale, output_dir, seed, p, data_options, evaluate and i == 0,
+                            final=not p)
         results = {}
         for stage, spec in zip(STAGES, specs):
             print(f"[{chapter}] {p or 'main '}{stage}: seed {seed}, theta {spec.model.rope_theta:,.0f}", flush=True)
@@ -88,8 +92,9 @@ def save_yarn(checkpoint: str | Path, target: str | Path, factor: float, origina
 
 
 def reports(checkpoints: dict[str, Path], data: Any, scale: str, lengths: Sequence[int], *, n: int, seed: int = 0,
-            synthetic: bool = False) -> dict[str, dict[str, Any]]:
-    """The long-context report of each checkpoint (label -> report), loaded with plain transformers."""
+            synthetic: bool = False, **options: Any) -> dict[str, dict[str, Any]]:
+    """The long-context report of each checkpoint (label -> report), loaded with plain transformers; ``options``
+    go to :func:`smolbook.evaluate.longcontext.long_context_report` (``control``, ``loss_length``, ...)."""
     from transformers import AutoModelForCausalLM
 
     from smolbook.evaluate.longcontext import long_context_report
@@ -97,7 +102,7 @@ def reports(checkpoints: dict[str, Path], data: Any, scale: str, lengths: Sequen
     out = {}
     for label, path in checkpoints.items():
         model = AutoModelForCausalLM.from_pretrained(path).eval()
-        out[label] = long_context_report(model, data, scale, lengths, n=n, seed=seed, synthetic=synthetic)
+        out[label] = long_context_report(model, data, scale, lengths, n=n, seed=seed, synthetic=synthetic, **options)
         del model
     return out
 
@@ -106,6 +111,13 @@ def cloze_at(report: dict[str, Any], lengths: Sequence[int], key: str = "accurac
     """Mean of a cloze-at-a-distance column over the rows of ``lengths`` (rows the report could build)."""
     rows = [r for r in report["cloze"] if r["length"] in set(lengths)]
     return statistics.fmean(r[key] for r in rows) if rows else float("nan")
+
+
+def loss_between(report: dict[str, Any], start: int, end: int) -> float:
+    """Mean next-token loss of the report's loss-by-position bins whose position lies in [start, end)."""
+    lbp = report["loss_by_position"]
+    vals = [lo for p, lo in zip(lbp["position"], lbp["loss"]) if start <= p < end]
+    return statistics.fmean(vals) if vals else float("nan")
 
 
 def theta_table(scale: str) -> list[dict[str, Any]]:

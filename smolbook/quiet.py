@@ -9,6 +9,7 @@ by logger and by exact message, only noise the book has checked is harmless:
 - transformers 5's renames of ``past_key_values`` to ``cache`` (a log line and a ``FutureWarning``) and of
   gradient checkpointing to activation checkpointing (read by TRL under the old name): deprecations of argument
   names, not about what the chapter measures;
+- transformers' "mtime may not be reliable": it falls back to ordering TRL's checkpoints by step, as wanted;
 - the progress bars that transformers (e.g. "Writing model shards"), huggingface_hub and datasets draw
   around their own work. The book's own bars (training, evaluation) stay.
 
@@ -26,6 +27,9 @@ import warnings
 DROPPED_LOG_MESSAGES: dict[str, tuple[str, ...]] = {
     "accelerate.utils.other": ("Removed shared tensor {'lm_head.weight'} while saving",),
     "transformers.utils.generic": ("`past_key_values`/`cache_params` are deprecated",),
+    # TRL's checkpoints of a short run are written within a second of each other; transformers then orders them by
+    # step number instead of modification time, which is the order the book wants anyway
+    "transformers.trainer_utils": ("mtime may not be reliable on this filesystem",),
 }
 # (message regex, category) of Python warnings ignored
 IGNORED_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (

@@ -158,3 +158,22 @@ def test_optimizer_state_follows_the_configs_unless_overridden():
     assert optimizer_state_of(RunSpec(chapter="c", name="b", phase="lc-64k", model=ck)) == "reset"   # load_optimizer: false
     assert optimizer_state_of(RunSpec(chapter="c", name="c", phase="lc-64k", model=ck, optimizer_state="carry")) == "carry"
     assert optimizer_state_of(RunSpec(chapter="c", name="d")) == "reset"
+
+
+def test_a_run_of_another_seed_reads_the_books_corpus(pretrained_run, tmp_path):
+    """Seed 1 of an arm varies its data order, not the corpus: it must neither rebuild the shared data folder
+    (another tokenizer and world under every later chapter) nor read its checkpoint with another tokenizer."""
+    out = tmp_path / "run"
+    shutil.copytree(pretrained_run, out)
+    manifest = (out / "data" / "manifest.json").read_text()
+    tokenizer = (out / "data" / "tokenizer" / "tokenizer.json").read_bytes()
+    seed0, seed1 = run(lc_spec(out, name="lc-s0")), run(lc_spec(out, name="lc-s1", seed=1, final=False))
+    # the other seed registered after the main run, but not as the chapter's final checkpoint
+    assert find_checkpoint(out, "08_long_context") == out.resolve() / "08_long_context" / "lc-s0" / "final"
+    assert (out / "data" / "manifest.json").read_text() == manifest
+    assert (out / "data" / "tokenizer" / "tokenizer.json").read_bytes() == tokenizer
+    first0, first1 = seed0.series("loss")[1][0], seed1.series("loss")[1][0]
+    assert first1 == pytest.approx(first0, abs=0.5), "seed 1 started from a model that cannot read its data"
+    assert seed1.series("loss")[1] != seed0.series("loss")[1]  # another data order
+    with pytest.raises(SmolbookError, match="corpus_seed"):
+        RunSpec(chapter="08_long_context", name="x", corpus_seed="zero")

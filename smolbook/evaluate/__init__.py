@@ -1,6 +1,7 @@
 """Evaluation: held-out scores used during pretraining (:mod:`smolbook.evaluate.heldout`), RULER-style
 long-context probes (:mod:`smolbook.evaluate.ruler`), and chat evaluations through the chat template
-(:mod:`smolbook.evaluate.chat`, IFEval's checkers in :mod:`smolbook.evaluate.ifeval`)."""
+(:mod:`smolbook.evaluate.chat`, IFEval's checkers in :mod:`smolbook.evaluate.ifeval`), and the same tasks through
+lighteval (:mod:`smolbook.evaluate.lighteval_tasks`, run by :mod:`smolbook.evaluate.lighteval_run`)."""
 from __future__ import annotations
 
 from smolbook.evaluate.heldout import (answer_accuracy, cloze_accuracy, heldout_evaluator, score_items,
@@ -13,6 +14,9 @@ _LAZY = {
                                "score_completion", "summarise", "tool_call_matches", "tool_call_valid"),
     "smolbook.evaluate.ifeval": ("ifeval_check", "ifeval_scores"),
     "smolbook.evaluate.language": ("detect_language",),
+    # lighteval: the book's tasks as custom tasks, run offline on any checkpoint (chapter 14, `smolbook eval`)
+    "smolbook.evaluate.lighteval_run": ("evaluate_checkpoint",),
+    "smolbook.evaluate.lighteval_book": ("evaluate_registered", "win_rates"),
 }
 _lazy_names, __getattr__, _ = lazy_exports(__name__, _LAZY, globals())
 __all__ = ["answer_accuracy", "cloze_accuracy", "heldout_evaluator", "score_items", "validation_loss", *_lazy_names]

@@ -95,12 +95,14 @@ class ClozeItems:
 
 
 def cloze_at_distance(model: Any, data: Any, lengths: Sequence[int], *, n: int = 64, seed: int = 0,
-                      batch_size: int = 8, progress: bool = False) -> list[dict[str, Any]]:
+                      batch_size: int = 8, control: bool = True, progress: bool = False) -> list[dict[str, Any]]:
     """Per length: cloze accuracy and answer loss with the fact ~``length`` tokens back, and with it absent.
 
     Rows: ``length``, ``distance`` (mean tokens between the fact document and the question), ``n``,
     ``accuracy``, ``control_accuracy``, ``answer_loss``, ``control_answer_loss``, ``gain`` (control loss minus
     loss: what the far-away fact is worth, in nats/token). Lengths too short for a biography are left out.
+    ``control=False`` skips the fact-absent prompts (half the cost; their columns are NaN): for comparisons of
+    several checkpoints on the same prompts, where the control of one report already says where chance lies.
     """
     items = ClozeItems(data, n)
     out = []
@@ -114,24 +116,32 @@ def cloze_at_distance(model: Any, data: Any, lengths: Sequence[int], *, n: int =
             sl = slice(a, a + batch_size)
             idx = range(a, min(a + batch_size, len(prompts)))
             sets = [[tuple(items.choices[i][c]) for i in idx] for c in range(4)]
-            for ps, acc_l, loss_l in ((prompts[sl], acc, loss), (controls[sl], cacc, closs)):
+            arms = ((prompts[sl], acc, loss), (controls[sl], cacc, closs)) if control else ((prompts[sl], acc, loss),)
+            for ps, acc_l, loss_l in arms:
                 per_choice = [s[1] for s in ruler._answer_scores(model, [tuple(p) for p in ps], *sets)]
                 for b, lab in enumerate(items.labels[sl]):
                     losses = [per_choice[c][b] for c in range(4)]  # mean loss of each choice's tokens
                     acc_l.append(float(min(range(4), key=losses.__getitem__) == lab))
                     loss_l.append(losses[lab])
+        nan = float("nan")
+        cacc_m, closs_m = (statistics.fmean(cacc), statistics.fmean(closs)) if control else (nan, nan)
         out.append({"length": length, "distance": statistics.fmean(dist), "n": len(prompts),
-                    "accuracy": statistics.fmean(acc), "control_accuracy": statistics.fmean(cacc),
-                    "answer_loss": statistics.fmean(loss), "control_answer_loss": statistics.fmean(closs),
-                    "gain": statistics.fmean(closs) - statistics.fmean(loss)})
+                    "accuracy": statistics.fmean(acc), "control_accuracy": cacc_m,
+                    "answer_loss": statistics.fmean(loss), "control_answer_loss": closs_m,
+                    "gain": closs_m - statistics.fmean(loss)})
     return out
 
 
 def long_context_report(model: Any, data: Any, scale: str | Scale, lengths: Sequence[int] | None = None, *,
-                        n: int = 64, seed: int = 0, synthetic: bool = True, progress: bool = False
+                        n: int = 64, seed: int = 0, synthetic: bool = True, control: bool = True,
+                        loss_length: int | None = None, loss_windows: int = 8, progress: bool = False
                         ) -> dict[str, Any]:
     """Every long-context probe of this module on ``model`` at each of ``lengths`` (default: 1x, 2x, 4x the
     scale's training length), with controls and summaries.
+
+    Cost grows with the prompt tokens (``n`` x ``lengths``, twice with ``control``), and attention with their
+    square: a verdict that compares checkpoints can pass ``control=False`` and only the lengths it reads.
+    Loss by position runs on ``loss_windows`` windows of ``loss_length`` tokens (default: the longest length).
 
     Summaries compare within the training length (``length <= seq_len``) and beyond it: ``cloze_within``,
     ``cloze_beyond`` (mean accuracy over the lengths beyond), ``cloze_control_beyond``, ``restate_gain_beyond``,
@@ -144,7 +154,7 @@ def long_context_report(model: Any, data: Any, scale: str | Scale, lengths: Sequ
     was_training = model.training
     model.eval()
     rep: dict[str, Any] = {"lengths": list(lengths), "train_length": L}
-    rep["cloze"] = cloze_at_distance(model, data, lengths, n=n, seed=seed, progress=progress)
+    rep["cloze"] = cloze_at_distance(model, data, lengths, n=n, seed=seed, control=control, progress=progress)
     within = [r for r in rep["cloze"] if r["length"] <= L]
     beyond = [r for r in rep["cloze"] if r["length"] > L]
     mean = lambda rows, k: statistics.fmean(r[k] for r in rows) if rows else float("nan")  # noqa: E731
@@ -152,7 +162,8 @@ def long_context_report(model: Any, data: Any, scale: str | Scale, lengths: Sequ
             "cloze_control_beyond": mean(beyond, "control_accuracy"), "restate_gain_within": mean(within, "gain"),
             "restate_gain_beyond": mean(beyond, "gain")}
     hay = ruler.Haystack.from_data(data)
-    lbp = ruler.loss_by_position(model, hay, max(lengths), n=8, seed=seed, batch_size=2, bins=32, progress=False)
+    lbp = ruler.loss_by_position(model, hay, loss_length or max(lengths), n=loss_windows, seed=seed, batch_size=2,
+                                 bins=32, progress=False)
     rep["loss_by_position"] = lbp
     rep["loss_within"] = statistics.fmean(lo for p, lo in zip(lbp["position"], lbp["loss"]) if p < L)
     far = [lo for p, lo in zip(lbp["position"], lbp["loss"]) if p >= L]

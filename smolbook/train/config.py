@@ -51,6 +51,7 @@ class TrainConfig:
     precision: str = "auto"
     micro_batch_size: int | None = None
     keep_last_checkpoints: int = 2
+    loss_chunk_tokens: int = 0  # > 0: the loss in chunks of this many positions (smolbook.train.chunked_loss)
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -271,6 +271,9 @@ def pretrain(
     accelerator = _make_accelerator(config)
     set_seed(config.seed)
     main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
+    if config.loss_chunk_tokens:  # before FSDP wraps the model: the chunks run inside its root unit's forward
+        from smolbook.train.chunked_loss import use_chunked_loss
+        use_chunked_loss(model, config.loss_chunk_tokens)
     model = accelerator.prepare(model)  # FSDP wants the model wrapped before the optimizer sees its parameters
     optimizer = accelerator.prepare(build_optimizer(accelerator.unwrap_model(model), config))
     # Not passed through prepare: accelerate would step a prepared scheduler once per process.

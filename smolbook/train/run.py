@@ -89,13 +89,28 @@ def _conversations(spec: RunSpec, data: Any, budget: dict) -> Any:
         from smolbook.data.hub_chat import open_chat_dataset, released_source
 
         return open_chat_dataset(released_source("sft"), streaming=True, seed=spec.seed)
-    from smolbook.data.chat import KINDS, build_chat_data, render_row
+    from smolbook.data.chat import KINDS, render_row
 
     opts = spec.data.options
     pt = load_post_training()
     ratio = float(opts.get("think_ratio", pt.value("sft", "reasoning_tokens") / pt.value("sft", "non_reasoning_tokens")))
-    mix = build_chat_data(spec.scale, seed=spec.seed).mixture(tuple(opts.get("kinds", KINDS)), seed=spec.seed)
-    return balance_modes(mix, ratio, lambda row: len(data.tokenizer(render_row(row, data.tokenizer), verbose=False)["input_ids"]))
+    from smolbook.midtraining import shared_chat_data
+    from smolbook.sft import adjust_mixture, epoch_subset
+
+    mix = shared_chat_data(spec.scale, data.seed).mixture(tuple(opts.get("kinds", KINDS)), seed=spec.seed)
+    # options.without_traces drops a domain's think rows, options.extra_rows adds conversations (a teacher's traces)
+    mix = adjust_mixture(mix, opts, spec.seed)
+    n_tokens = lambda row: len(data.tokenizer(render_row(row, data.tokenizer), verbose=False)["input_ids"])  # noqa: E731
+    # One epoch is the scale's SFT tokens; TRL repeats it for the recipe's epochs within the run's steps. Rows are
+    # counted on a prefix of four epochs' size (the mixture is shuffled) rather than over the whole mixture.
+    epoch = budget["steps"] * budget["rows"] * budget["seq_len"] // _epochs(spec)
+    mix = epoch_subset(mix, 4 * epoch, n_tokens, min_rows=16)
+    return epoch_subset(balance_modes(mix, ratio, n_tokens), epoch, n_tokens)
+
+
+def _epochs(spec: RunSpec) -> int:
+    s = get_scale(spec.scale)
+    return max(1, s.budget(spec.phase).epochs) if spec.phase in s.budgets else 1
 
 
 def balance_modes(rows: Any, think_ratio: float, n_tokens: Callable[[dict], int]) -> Any:
@@ -115,6 +130,16 @@ def balance_modes(rows: Any, think_ratio: float, n_tokens: Callable[[dict], int]
     return rows.select(keep)
 
 
+@data_builder("reasoning-traces")
+def _reasoning_traces(spec: RunSpec, data: Any, budget: dict) -> Any:
+    """Mid-training: think-mode conversations in ChatML packed into full rows for trainer ``pretrain``, every token
+    in the loss, position ids restarting at every conversation. Not TRL's ``packing_strategy="wrapped"``: it packs
+    the same way but does not reset positions, so packed conversations would attend to each other."""
+    from smolbook.midtraining import reasoning_stream
+
+    return reasoning_stream(spec, data, budget)
+
+
 @data_builder("preference-pairs")
 def _preference_pairs(spec: RunSpec, data: Any, budget: dict) -> Any:
     """Preference pairs in both modes: offline, the chosen answer from the solver (verified right) and the rejected
@@ -129,11 +154,15 @@ def _preference_pairs(spec: RunSpec, data: Any, budget: dict) -> Any:
     from smolbook.teacher import SolverTeacher
 
     opts = spec.data.options
-    prompts = build_chat_data(spec.scale, seed=spec.seed).mixture(tuple(opts.get("kinds", ("math", "code", "facts"))),
+    prompts = build_chat_data(spec.scale, seed=data.seed).mixture(tuple(opts.get("kinds", ("math", "code", "facts"))),
                                                                    seed=spec.seed)
+    # The trainer reads steps x rows pairs: make (and have TRL tokenize) only those, from twice as many prompts for
+    # the pairs verification drops; the mixture is shuffled, so both modes and every kind stay.
+    need = budget["steps"] * budget["rows"]
+    prompts = prompts.select(range(min(len(prompts), 2 * need)))
     pairs, _ = preference_pairs(list(prompts), SolverTeacher(seed=spec.seed),
                                 SolverTeacher(error_rate=float(opts.get("rejected_error_rate", 1.0)), seed=spec.seed + 1))
-    return pairs
+    return pairs.shuffle(seed=spec.seed).select(range(min(len(pairs), need)))
 
 
 def _default_stages(phase: str) -> list[str]:
@@ -201,13 +230,32 @@ def resolve_config(spec: RunSpec) -> TrainConfig:
     every = spec.eval_every if spec.eval_every is not None else (s.eval_every_steps if pre else budget["steps"])
     ckpt_every = spec.checkpoint_every if spec.checkpoint_every is not None else (
         every if pre else max(1, budget["steps"] // 2))
+    # A row whose logits pass 2^30 numbers (2 GB in bf16: the 3B's 32k and 64k rows) computes its loss in chunks.
+    if budget["seq_len"] * s.model.vocab_size > LOGITS_PER_ROW_LIMIT:
+        extra["loss_chunk_tokens"] = LOSS_CHUNK_TOKENS
     return TrainConfig(steps=budget["steps"], learning_rate=budget["learning_rate"],
                        warmup_steps=budget["warmup_steps"], schedule=budget["schedule"], seed=spec.seed,
                        precision=spec.precision, eval_every=every, checkpoint_every=ckpt_every,
                        micro_batch_size=min(budget["rows"], s.micro_batch_size), **extra)
 
 
+LOGITS_PER_ROW_LIMIT = 2 ** 30
+LOSS_CHUNK_TOKENS = 8192
+
+
 _PREPARED: dict[tuple[str, str, int], Any] = {}
+
+
+def corpus_seed_of(spec: RunSpec) -> int:
+    """The corpus a run reads: ``spec.corpus_seed``, else the one already in ``output_dir/data`` (built by the
+    chapters before it), else ``spec.seed``. Runs of several seeds share the book's corpus and vary only their
+    initialisation and data order."""
+    if spec.corpus_seed is not None:
+        return int(spec.corpus_seed)
+    try:
+        return int(json.loads((Path(spec.output_dir) / "data" / "manifest.json").read_text())["seed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return spec.seed
 
 
 def _prepared(scale: str, output_dir: str, seed: int) -> Any:
@@ -228,7 +276,7 @@ def resolve(spec: RunSpec) -> Resolved:
     from smolbook.model import build_model, load_with_rope, smollm3_config
 
     s = get_scale(spec.scale)
-    data = _prepared(s.name, str(Path(spec.output_dir).resolve()), spec.seed)
+    data = _prepared(s.name, str(Path(spec.output_dir).resolve()), corpus_seed_of(spec))
     budget = budget_of(spec)
     m = spec.model
     source: Path | None = None
@@ -489,7 +537,7 @@ def register(spec: RunSpec, result: TrainResult) -> list[str]:
         raise SmolbookError(f"run {spec.ref} finished without a final checkpoint in {final}")
     state = ckpt_mod.read_state(final)
     register_checkpoint(spec.output_dir, spec.chapter, spec.name, final, step=state.get("step"),
-                        tokens=state.get("tokens"), final=True)
+                        tokens=state.get("tokens"), final=spec.final)
     names = [spec.name]
     if spec.register_stages:
         info = json.loads((spec.run_dir / RUN_FILE).read_text())

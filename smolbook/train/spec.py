@@ -108,12 +108,19 @@ class RunSpec:
     schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
     optimizer_state: str | None = None  # carry | reset; None: the recipe's (lc-32k carries, lc-64k restarts)
     precision: str = "auto"
-    seed: int = 0
+    seed: int = 0  # the run's own randomness: initialisation and data order
+    # The seed of the book's generated corpus (and tokenizer) that the run reads from ``output_dir/data``. ``None``:
+    # the corpus already there (whatever seed built it), else ``seed``. A run's ``seed`` must never rebuild the
+    # shared data folder under another corpus: seed 1 of an arm would then train on another tokenizer and world.
+    corpus_seed: int | None = None
     resume: str | bool = "auto"
     evaluate: bool = True
     eval_every: int | None = None
     checkpoint_every: int | None = None
     register_stages: bool = False  # also register the checkpoint at the end of every data stage (pretraining)
+    # Register the final checkpoint as the chapter's final one (what ``start_from(chapter)`` returns); a control
+    # arm, another seed or an intermediate stage sets False so it never stands in for the chapter's model.
+    final: bool = True
     branch_from: str | None = None  # continue another run's checkpoint exactly (model, optimizer, data position, step)
 
     def __post_init__(self) -> None:
@@ -132,6 +139,10 @@ class RunSpec:
             problems.append(f"optimizer_state must be one of {', '.join(OPTIMIZER_STATES)}, got {self.optimizer_state!r}")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        for key in ("seed", "corpus_seed"):
+            v = getattr(self, key)
+            if (v is not None or key == "seed") and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+                problems.append(f"{key} must be a non-negative integer, got {v!r}")
         if self.resume not in RESUME:
             problems.append(f"resume must be 'auto', true or false, got {self.resume!r}")
         m = self.model

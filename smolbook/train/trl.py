@@ -81,6 +81,12 @@ def train_trl(spec: RunSpec, model: Any, source: Path, dataset: Any, config: Tra
     elif (run_dir / "final" / ckpt_mod.STATE_FILE).is_file():
         return TrainResult.from_dir(run_dir)
     tok = chat_tokenizer(source)
+    # The chat model ends its turns with <|im_end|>: say so in its configs before the trainer sees them, or
+    # transformers' Trainer realigns them itself and warns on every run.
+    for name in ("eos_token_id", "bos_token_id", "pad_token_id"):
+        if getattr(tok, name) is not None:
+            setattr(model.config, name, getattr(tok, name))
+            setattr(model.generation_config, name, getattr(tok, name))
     common = _common_args(config, rows, seq_len, run_dir)
     if spec.trainer == "sft":
         # BFD packing writes position ids that restart at every conversation and no attention mask, so transformers

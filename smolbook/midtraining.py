@@ -1,0 +1,228 @@
+"""Reasoning mid-training data: think-mode conversations in ChatML, packed into full rows with each conversation
+kept apart (position ids restart at every conversation), the loss on every token, repeated for the scale's epochs.
+
+The recipe packs its 35B tokens of reasoning traces "wrapped": conversations one after another into full rows, a
+conversation running on into the next row. TRL's ``packing_strategy="wrapped"`` does the same but leaves the
+position ids running across conversations, so transformers attends from one conversation into the previous one;
+the book's pretraining rows (:func:`smolbook.data.packing.pack_documents`) reset them at every document, which is
+intra-document masking with no hand-written mask. That is the packing used here, and the pretraining loop trains
+on it (trainer ``pretrain``, every token in the loss: the blog masks nothing in mid-training).
+
+Offline the conversations are the teacher's think-mode traces for the training prompts of ``kinds``
+(:class:`smolbook.teacher.SolverTeacher`, filtered for correctness); online, the released mid-training mixture
+(smoltalk2 Mid) streamed from the hub, through the same packing.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from smolbook.errors import SmolbookError
+
+REASONING_KINDS = ("math", "code", "facts", "multiturn")  # the offline kinds whose traces are reasoning
+
+
+@functools.lru_cache(maxsize=4)
+def shared_chat_data(scale: str, seed: int) -> Any:
+    """:func:`smolbook.data.chat.build_chat_data` once per process and (scale, corpus seed): a chapter that trains
+    nine SFT runs would otherwise regenerate the same conversations for each (3 s each at ``tiny``). Callers only
+    read it (``mixture`` and ``heldout_set`` return new datasets)."""
+    from smolbook.data.chat import build_chat_data
+
+    return build_chat_data(scale, seed=seed)
+
+
+def teacher_conversations(scale: str, seed: int, kinds: Sequence[str] = REASONING_KINDS,
+                          corpus_seed: int | None = None) -> tuple[list[dict], dict]:
+    """The teacher's think-mode traces for the training prompts of ``kinds`` (offline), kept when correct:
+    (rows, the teacher's report)."""
+    from smolbook.teacher import SolverTeacher, filter_correct
+
+    chat = shared_chat_data(scale, seed if corpus_seed is None else corpus_seed)
+    prompts = [dict(r) for r in chat.mixture(tuple(kinds), seed=seed)]
+    teacher = SolverTeacher(seed=seed)
+    kept, report = filter_correct(prompts, teacher.generate(prompts, "think"), "think")
+    report["teacher"] = teacher.name
+    return kept, report
+
+
+def tokenize_conversations(rows: Iterable[dict], tokenizer: Any, max_tokens: int) -> list[list[int]]:
+    """Each conversation rendered in ChatML by the chat template in its mode and tokenized, until ``max_tokens``."""
+    from smolbook.data.chat import render_row
+
+    out, total = [], 0
+    for row in rows:
+        ids = tokenizer(render_row(row, tokenizer), add_special_tokens=False, verbose=False)["input_ids"]
+        out.append(ids)
+        total += len(ids)
+        if total >= max_tokens:
+            return out
+    if total < max_tokens:
+        print(f"mid-training data: {total:,} tokens of conversations for an epoch of {max_tokens:,}; the epoch "
+              f"repeats them", flush=True)
+    if not out:
+        raise SmolbookError("mid-training data: no conversations to pack")
+    return out
+
+
+class ConversationStream:
+    """Batches of rows packed from whole conversations (``input_ids``, ``position_ids`` restarting at every
+    conversation, ``labels`` = every token), one shuffled pass over the conversations per epoch, resumable.
+
+    ``tokens_per_epoch`` of conversations are packed ``epochs`` times, each epoch in a new order (seeded).
+    """
+
+    def __init__(self, conversations: Sequence[Sequence[int]], seq_len: int, batch_size: int, n_batches: int,
+                 epochs: int, seed: int = 0, pad_id: int = 0):
+        from smolbook.data.packing import pack_documents
+
+        self.seq_len, self.batch_size, self.n_batches, self.seed = int(seq_len), int(batch_size), int(n_batches), seed
+        self.epochs = max(1, int(epochs))
+        per_epoch = -(-self.n_batches * self.batch_size // self.epochs)
+        parts, self.fill = [], []
+        for epoch in range(self.epochs):
+            order = np.random.default_rng([seed, epoch]).permutation(len(conversations))
+            docs = [conversations[i] for i in order]
+            while sum(map(len, docs)) < per_epoch * self.seq_len:  # too few conversations: repeat the pass
+                docs = docs + docs
+            packed = pack_documents(docs, self.seq_len, doc_masking=True, drop_last=True, pad_id=pad_id)
+            parts.append({k: v[:per_epoch] for k, v in packed.items()})
+        self.rows = {k: torch.cat([p[k] for p in parts])[: self.n_batches * self.batch_size] for k in parts[0]}
+        self.conversations = len(conversations)
+        self.tokens_per_epoch = per_epoch * self.seq_len
+        self.batches = 0
+        self.stage = "mid_training"
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def __iter__(self) -> "ConversationStream":
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        if self.batches >= self.n_batches:
+            raise StopIteration
+        a = self.batches * self.batch_size
+        self.batches += 1
+        return {k: v[a:a + self.batch_size] for k, v in self.rows.items()}
+
+    def starts_per_row(self) -> list[int]:
+        """How many conversations start in each row (a restart of the position ids)."""
+        return (self.rows["position_ids"] == 0).sum(-1).tolist()
+
+    def state_dict(self) -> dict:
+        return {"version": 1, "batches": self.batches, "config": self._config()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("version") != 1 or state.get("config") != self._config():
+            raise SmolbookError("stream state does not match this conversation stream: resume with the same spec")
+        self.batches = int(state["batches"])
+
+    def _config(self) -> dict:
+        return {"seq_len": self.seq_len, "batch_size": self.batch_size, "n_batches": self.n_batches,
+                "epochs": self.epochs, "seed": self.seed, "conversations": self.conversations}
+
+
+def reasoning_stream(spec: Any, data: Any, budget: dict) -> ConversationStream:
+    """The ``reasoning-traces`` data builder: ``options.kinds`` (offline) or the released mixture (online), one
+    epoch = the scale's mid-training tokens, repeated for the recipe's epochs (the budget's steps cover them all)."""
+    from smolbook.scales import get_scale
+
+    s = get_scale(spec.scale)
+    epochs = s.budget(spec.phase).epochs if spec.phase in s.budgets else 1
+    n_batches = budget["steps"]
+    per_epoch_tokens = -(-n_batches * budget["rows"] // epochs) * budget["seq_len"]
+    if s.offline:
+        rows, _ = teacher_conversations(spec.scale, spec.seed, spec.data.options.get("kinds", REASONING_KINDS),
+                                        corpus_seed=data.seed)
+    else:
+        from smolbook.data.hub_chat import open_chat_dataset, released_source
+
+        rows = open_chat_dataset(released_source("mid_training"), streaming=True, seed=spec.seed)
+    tok = data.tokenizer
+    convs = tokenize_conversations(rows, tok, per_epoch_tokens)
+    return ConversationStream(convs, budget["seq_len"], budget["rows"], n_batches, epochs, seed=spec.seed,
+                              pad_id=tok.pad_token_id or 0)
+
+
+def mid_spec(chapter: str, name: str, source: str, scale: str, output_dir: Any, seed: int,
+             max_position_embeddings: int | None = None, kinds: Sequence[str] | None = None) -> Any:
+    """The run spec of one mid-training run: ``source`` (a checkpoint reference) continued on the reasoning traces,
+    trainer ``pretrain`` with the scale's mid-training budget; the context length of the source is kept."""
+    from smolbook.train import DataSpec, ModelSpec, RunSpec
+
+    options = {} if kinds is None else {"kinds": list(kinds)}
+    return RunSpec(chapter=chapter, name=name, scale=scale, output_dir=str(output_dir), phase="mid_training",
+                   seed=seed, model=ModelSpec(checkpoint=source, max_position_embeddings=max_position_embeddings),
+                   data=DataSpec(builder="reasoning-traces", options=options), evaluate=False)
+
+
+def chat_scores(checkpoints: dict[str, Any], rows: Any, modes: Sequence[str] = ("think",),
+                max_new_tokens: int = 256, batch_size: int = 16) -> list[dict]:
+    """One chat-evaluation record per checkpoint (label -> folder) and mode, generated greedily with plain
+    transformers through the checkpoint's chat template (:func:`smolbook.evaluate.chat.evaluate_chat`); each
+    record also holds the generation's tokens/s."""
+    from smolbook.chat.template import attach_template
+    from smolbook.data.tokenizer import load_tokenizer
+    from smolbook.evaluate.chat import evaluate_chat
+    from smolbook.teacher import ModelTeacher
+    from transformers import AutoModelForCausalLM
+
+    out = []
+    for label, path in checkpoints.items():
+        tok = load_tokenizer(path)
+        if not getattr(tok, "chat_template", None):
+            attach_template(tok)  # a base model's tokenizer (before SFT) carries no template of its own
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        # Prompts may pass the tokenizer's nominal length and the config's max_position_embeddings (at smoke, a
+        # 1,024-token model reads longer chat prompts): RoPE positions are computed on the fly, and both fields
+        # only print warnings, so they are raised to what this evaluation reads.
+        tok.model_max_length = 1 << 30
+        model = AutoModelForCausalLM.from_pretrained(str(path))
+        model.config.max_position_embeddings = max(model.config.max_position_embeddings, 1 << 16)
+        teacher = ModelTeacher(model, tokenizer=tok, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                               backend="transformers", name=label, progress=False)
+        for mode in modes:
+            rec = evaluate_chat(teacher, rows, mode, checkpoint=label)
+            rec["tokens_per_s"] = teacher.stats.get("tokens_per_s")
+            out.append(rec)
+    return out
+
+
+def answer_loss(checkpoint: Any, rows: Any, mode: str = "think", max_rows: int | None = None) -> float:
+    """Mean next-token loss (nats) of the reference assistant turns of held-out ``rows`` written in ``mode``, the
+    conversation before them as context, through the checkpoint's chat template: how likely the model finds a
+    correct trace and answer, a measure that moves before exact match does."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from smolbook.chat.template import attach_template
+    from smolbook.data.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(checkpoint)
+    if not getattr(tok, "chat_template", None):
+        attach_template(tok)
+    tok.model_max_length = 1 << 30  # conversations may pass the nominal length: it only prints a warning
+    model = AutoModelForCausalLM.from_pretrained(str(checkpoint)).eval()
+    chosen = [r for r in rows if r["mode"] == mode][:max_rows]
+    if not chosen:
+        raise SmolbookError(f"no held-out rows in mode {mode!r} to score")
+    from smolbook.data.chat import template_kwargs
+
+    total, count = 0.0, 0
+    for r in chosen:
+        enc = tok.apply_chat_template(r["messages"], tokenize=True, return_dict=True,
+                                      return_assistant_tokens_mask=True, **template_kwargs(r, mode))
+        ids = torch.tensor([enc["input_ids"]])
+        mask = torch.tensor(enc["assistant_masks"][1:], dtype=torch.bool)
+        with torch.no_grad():
+            logits = model(input_ids=ids, use_cache=False).logits[0, :-1]
+        nll = torch.nn.functional.cross_entropy(logits.float(), ids[0, 1:], reduction="none")
+        total += float(nll[mask].sum())
+        count += int(mask.sum())
+    return total / max(count, 1)
