@@ -125,7 +125,7 @@ from smolbook.chat.conformance import compare_with_reference, find_reference, sa
 
 reference_path = find_reference()
 if reference_path is None:
-    print("released template not found beside the repository (../shared/reference): conformance not checked")
+    print("released template not found in the reference material beside the repository: conformance not checked")
     book.verdict("smolbook's template renders byte-identical text to the released SmolLM3 template",
                  "not checked: released template not found", "inconclusive", source="SmolLM3 chat_template.jinja",
                  kind="implementation")
