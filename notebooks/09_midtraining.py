@@ -48,7 +48,8 @@ from smolbook import Chapter
 from smolbook.claims import Claim
 from smolbook.data import prepare
 from smolbook.extension import loss_between, reports
-from smolbook.midtraining import REASONING_KINDS, answer_loss, chat_scores, mid_spec, shared_chat_data
+from smolbook.evaluate.chat import chat_scores
+from smolbook.midtraining import REASONING_KINDS, answer_loss, mid_spec, shared_chat_data
 from smolbook.recipe import load_post_training
 from smolbook.train import run
 
@@ -98,7 +99,8 @@ n_eval = 2 if s.name == "smoke" else 12
 heldout = shared_chat_data(s.name, data.seed).heldout_set(REASONING_KINDS, per_kind=2 * n_eval)
 t0 = time.perf_counter()
 records = chat_scores({"08 (long context)": source, **{f"09 seed {k}": r.checkpoint for k, r in results.items()}},
-                      heldout, max_new_tokens=32 if s.name == "smoke" else 128)  # the longest trace: ~100 tokens
+                      heldout, modes=("think",),
+                      max_new_tokens=32 if s.name == "smoke" else 128)  # the longest trace: ~100 tokens
 trace_loss = {label: answer_loss(path, heldout) for label, path in
               {"08 (long context)": source, **{f"09 seed {k}": r.checkpoint for k, r in results.items()}}.items()}
 seconds_eval = time.perf_counter() - t0

@@ -54,7 +54,8 @@ from smolbook import Chapter
 from smolbook.claims import Check, Claim
 from smolbook.data import prepare
 from smolbook.data.chat import KINDS, describe_row
-from smolbook.midtraining import answer_loss, chat_scores, shared_chat_data
+from smolbook.evaluate.chat import chat_scores
+from smolbook.midtraining import answer_loss, shared_chat_data
 from smolbook.recipe import load_post_training
 from smolbook.sft import (MULTI_STEP_KINDS, generate_in_both_modes, loss_mask, packing_fill, save_rows, sft_spec,
                           teacher_rows)
@@ -159,11 +160,11 @@ t0 = time.perf_counter()
 rec = pd.DataFrame(chat_scores({f"recipe seed {k}": results["recipe", k].checkpoint for k in seeds}, every,
                                modes=("think", "no_think"), max_new_tokens=long_answers))
 no_teacher = pd.DataFrame(chat_scores({f"no teacher seed {k}": results["no teacher", k].checkpoint for k in seeds},
-                                      chat.heldout_set((lacking,), per_kind=2 * n),
+                                      chat.heldout_set((lacking,), per_kind=2 * n), modes=("think",),
                                       max_new_tokens=short_answers))
 multi = chat.heldout_set(MULTI_STEP_KINDS, per_kind=n)
 from08 = pd.DataFrame(chat_scores({f"from 08 seed {k}": results["from 08", k].checkpoint for k in seeds}, multi,
-                                  max_new_tokens=short_answers))
+                                  modes=("think",), max_new_tokens=short_answers))
 # The loss of the correct think-mode answer moves before exact match does (chapter 09): read for the paired arms.
 lacking_rows = chat.heldout_set((lacking,), per_kind=2 * n)
 loss = {(arm, k, what): answer_loss(results[arm, k].checkpoint, rows_)

@@ -112,16 +112,13 @@ def task_score(record: dict[str, Any]) -> float:
 
 def task_scores(checkpoints: dict[str, str | Path], rows: Any, modes: Sequence[str] = ("think", "no_think"),
                 max_new_tokens: int = 192, batch_size: int = 16) -> dict[str, dict[str, float]]:
-    """``label -> {mode: task score}`` of each checkpoint, greedy generation through its chat template on ``rows``
-    (held-out conversations), as :func:`smolbook.evaluate.chat.evaluate_chat` scores them."""
-    from smolbook.evaluate.chat import evaluate_chat
-    from smolbook.teacher import ModelTeacher
+    """``label -> {mode: task score}`` of each checkpoint on ``rows`` (held-out conversations), from
+    :func:`smolbook.evaluate.chat.chat_scores`."""
+    from smolbook.evaluate.chat import chat_scores
 
     out: dict[str, dict[str, float]] = {}
-    for label, path in checkpoints.items():
-        teacher = ModelTeacher(str(path), max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False,
-                               backend="transformers", name=label)
-        out[label] = {m: task_score(evaluate_chat(teacher, rows, m, checkpoint=label)) for m in modes}
+    for rec in chat_scores(checkpoints, rows, modes, max_new_tokens, batch_size):
+        out.setdefault(rec["checkpoint"], {})[rec["mode"]] = task_score(rec)
     return out
 
 
@@ -152,13 +149,11 @@ def task_scores_by_slice(checkpoints: dict[str, str | Path], rows: Any, n: int =
     """``label -> {mode: [task score per slice]}``: each checkpoint answers every row of ``rows`` in each mode once,
     and the scores are cut into ``n`` disjoint slices (every n-th row of the mode, so each slice keeps every kind).
     The slices are the replicates when one model (a merge) is compared with another on the same data."""
-    from smolbook.evaluate.chat import score_completion, summarise
-    from smolbook.teacher import ModelTeacher
+    from smolbook.evaluate.chat import folder_teacher, score_completion, summarise
 
     out: dict[str, dict[str, list[float]]] = {}
     for label, path in checkpoints.items():
-        teacher = ModelTeacher(str(path), max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False,
-                               backend="transformers", name=label)
+        teacher = folder_teacher(path, label, max_new_tokens, batch_size)
         out[label] = {}
         for mode in modes:
             chosen = [dict(r) for r in rows if r["mode"] == mode]

@@ -161,39 +161,6 @@ def mid_spec(chapter: str, name: str, source: str, scale: str, output_dir: Any, 
                    data=DataSpec(builder="reasoning-traces", options=options), evaluate=False)
 
 
-def chat_scores(checkpoints: dict[str, Any], rows: Any, modes: Sequence[str] = ("think",),
-                max_new_tokens: int = 256, batch_size: int = 16) -> list[dict]:
-    """One chat-evaluation record per checkpoint (label -> folder) and mode, generated greedily with plain
-    transformers through the checkpoint's chat template (:func:`smolbook.evaluate.chat.evaluate_chat`); each
-    record also holds the generation's tokens/s."""
-    from smolbook.chat.template import attach_template
-    from smolbook.data.tokenizer import load_tokenizer
-    from smolbook.evaluate.chat import evaluate_chat
-    from smolbook.teacher import ModelTeacher
-    from transformers import AutoModelForCausalLM
-
-    out = []
-    for label, path in checkpoints.items():
-        tok = load_tokenizer(path)
-        if not getattr(tok, "chat_template", None):
-            attach_template(tok)  # a base model's tokenizer (before SFT) carries no template of its own
-        if tok.pad_token_id is None:
-            tok.pad_token = tok.eos_token
-        # Prompts may pass the tokenizer's nominal length and the config's max_position_embeddings (at smoke, a
-        # 1,024-token model reads longer chat prompts): RoPE positions are computed on the fly, and both fields
-        # only print warnings, so they are raised to what this evaluation reads.
-        tok.model_max_length = 1 << 30
-        model = AutoModelForCausalLM.from_pretrained(str(path))
-        model.config.max_position_embeddings = max(model.config.max_position_embeddings, 1 << 16)
-        teacher = ModelTeacher(model, tokenizer=tok, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                               backend="transformers", name=label, progress=False)
-        for mode in modes:
-            rec = evaluate_chat(teacher, rows, mode, checkpoint=label)
-            rec["tokens_per_s"] = teacher.stats.get("tokens_per_s")
-            out.append(rec)
-    return out
-
-
 def answer_loss(checkpoint: Any, rows: Any, mode: str = "think", max_rows: int | None = None) -> float:
     """Mean next-token loss (nats) of the reference assistant turns of held-out ``rows`` written in ``mode``, the
     conversation before them as context, through the checkpoint's chat template: how likely the model finds a

@@ -10,7 +10,7 @@ from smolbook.data import prepare
 from smolbook.data.chat import build_chat_data, prompt_messages, template_kwargs
 from smolbook.errors import SmolbookError
 from smolbook.evaluate.chat import format_ok
-from smolbook.midtraining import chat_scores
+from smolbook.evaluate.chat import chat_scores
 from smolbook.sft import adjust_mixture, loss_mask, packing_fill, save_rows, sft_spec, teacher_rows
 from smolbook.teacher import SolverTeacher
 from smolbook.train import run

@@ -164,3 +164,41 @@ def evaluate_checkpoints(teachers: dict[str, Any], rows: Sequence[dict],
                          modes: Sequence[str] = MODES) -> list[dict[str, Any]]:
     """One record per checkpoint (``name -> teacher``) and mode, in order: a table to compare in a line."""
     return [evaluate_chat(t, rows, m, checkpoint=name) for name, t in teachers.items() for m in modes]
+
+
+def folder_teacher(path: Any, name: str = "model", max_new_tokens: int = 256, batch_size: int = 16) -> Any:
+    """A greedy :class:`smolbook.teacher.ModelTeacher` on a checkpoint folder, plain transformers, through the
+    checkpoint's chat template (the book's when a base model's tokenizer carries none)."""
+    from transformers import AutoModelForCausalLM
+
+    from smolbook.chat.template import attach_template
+    from smolbook.data.tokenizer import load_tokenizer
+    from smolbook.teacher import ModelTeacher
+
+    tok = load_tokenizer(path)
+    if not getattr(tok, "chat_template", None):
+        attach_template(tok)  # a base model's tokenizer (before SFT) carries no template of its own
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    # Prompts may pass the tokenizer's nominal length and the config's max_position_embeddings (at smoke, a
+    # 1,024-token model reads longer chat prompts): RoPE positions are computed on the fly, and both fields
+    # only print warnings, so they are raised to what this evaluation reads.
+    tok.model_max_length = 1 << 30
+    model = AutoModelForCausalLM.from_pretrained(str(path))
+    model.config.max_position_embeddings = max(model.config.max_position_embeddings, 1 << 16)
+    return ModelTeacher(model, tokenizer=tok, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                        backend="transformers", name=name, progress=False)
+
+
+def chat_scores(checkpoints: dict[str, Any], rows: Sequence[dict], modes: Sequence[str] = MODES,
+                max_new_tokens: int = 256, batch_size: int = 16) -> list[dict[str, Any]]:
+    """:func:`evaluate_chat` of each checkpoint folder (label -> folder) in each mode, with :func:`folder_teacher`:
+    one record per checkpoint and mode, each also holding the generation's tokens/s."""
+    out = []
+    for label, path in checkpoints.items():
+        teacher = folder_teacher(path, label, max_new_tokens, batch_size)
+        for mode in modes:
+            rec = evaluate_chat(teacher, rows, mode, checkpoint=label)
+            rec["tokens_per_s"] = teacher.stats.get("tokens_per_s")
+            out.append(rec)
+    return out
