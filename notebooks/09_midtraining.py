@@ -49,7 +49,8 @@ from smolbook.claims import Claim
 from smolbook.data import prepare
 from smolbook.extension import loss_between, reports
 from smolbook.evaluate.chat import chat_scores
-from smolbook.midtraining import REASONING_KINDS, answer_loss, mid_spec, shared_chat_data
+from smolbook.data.chat import shared_chat_data
+from smolbook.midtraining import REASONING_KINDS, answer_loss, mid_spec
 from smolbook.recipe import load_post_training
 from smolbook.train import run
 

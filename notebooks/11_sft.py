@@ -55,7 +55,8 @@ from smolbook.claims import Check, Claim
 from smolbook.data import prepare
 from smolbook.data.chat import KINDS, describe_row
 from smolbook.evaluate.chat import chat_scores
-from smolbook.midtraining import answer_loss, shared_chat_data
+from smolbook.data.chat import shared_chat_data
+from smolbook.midtraining import answer_loss
 from smolbook.recipe import load_post_training
 from smolbook.sft import (MULTI_STEP_KINDS, generate_in_both_modes, loss_mask, packing_fill, save_rows, sft_spec,
                           teacher_rows)

@@ -14,7 +14,6 @@ Offline the conversations are the teacher's think-mode traces for the training p
 """
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -26,21 +25,13 @@ from smolbook.errors import SmolbookError
 REASONING_KINDS = ("math", "code", "facts", "multiturn")  # the offline kinds whose traces are reasoning
 
 
-@functools.lru_cache(maxsize=4)
-def shared_chat_data(scale: str, seed: int) -> Any:
-    """:func:`smolbook.data.chat.build_chat_data` once per process and (scale, corpus seed): a chapter that trains
-    nine SFT runs would otherwise regenerate the same conversations for each (3 s each at ``tiny``). Callers only
-    read it (``mixture`` and ``heldout_set`` return new datasets)."""
-    from smolbook.data.chat import build_chat_data
-
-    return build_chat_data(scale, seed=seed)
-
-
 def teacher_conversations(scale: str, seed: int, kinds: Sequence[str] = REASONING_KINDS,
                           corpus_seed: int | None = None) -> tuple[list[dict], dict]:
     """The teacher's think-mode traces for the training prompts of ``kinds`` (offline), kept when correct:
     (rows, the teacher's report)."""
     from smolbook.teacher import SolverTeacher, filter_correct
+
+    from smolbook.data.chat import shared_chat_data
 
     chat = shared_chat_data(scale, seed if corpus_seed is None else corpus_seed)
     prompts = [dict(r) for r in chat.mixture(tuple(kinds), seed=seed)]

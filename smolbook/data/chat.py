@@ -14,6 +14,8 @@ The generators are in :mod:`smolbook.data.conversations`.
 """
 from __future__ import annotations
 
+import functools
+
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,6 +129,14 @@ def build_chat_data(scale: str | Scale = "tiny", seed: int = 0, corpus: Corpus |
             rows = generate_rows(kind, n, sides[split], corpus, _rng(seed, kind, split))
             getattr(out, split)[kind] = chat_dataset(rows, source=f"{split}/{kind}")
     return out
+
+
+@functools.lru_cache(maxsize=4)
+def shared_chat_data(scale: str, seed: int) -> ChatData:
+    """:func:`build_chat_data` once per process and (scale, corpus seed): a chapter that trains nine SFT runs, or
+    the run builders and the evaluations of one chapter, would otherwise regenerate the same conversations each
+    time (3 s each at ``tiny``). Callers only read it (``mixture`` and ``heldout_set`` return new datasets)."""
+    return build_chat_data(scale, seed=seed)
 
 
 # ── checking a conversation ─────────────────────────────────────────────────────────────────

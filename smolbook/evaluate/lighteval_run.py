@@ -21,7 +21,6 @@ lighteval's own files (results JSON, per-item details as parquet) are kept under
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import math
@@ -80,14 +79,9 @@ def base_items(scale: str, output_dir: str | os.PathLike, seed: int = 0, max_ite
 
 def chat_items(scale: str, seed: int = 0, per_kind: int | None = None) -> list[dict]:
     """The chat held-out conversations (both modes; ``per_kind`` first rows of each kind)."""
-    return _take(_chat_data(scale, seed).heldout_set(per_kind=per_kind), None)
+    from smolbook.data.chat import shared_chat_data
 
-
-@functools.lru_cache(maxsize=4)
-def _chat_data(scale: str, seed: int) -> Any:
-    from smolbook.data.chat import build_chat_data
-
-    return build_chat_data(scale, seed=seed)
+    return _take(shared_chat_data(scale, seed).heldout_set(per_kind=per_kind), None)
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:

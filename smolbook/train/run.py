@@ -89,12 +89,11 @@ def _conversations(spec: RunSpec, data: Any, budget: dict) -> Any:
         from smolbook.data.hub_chat import open_chat_dataset, released_source
 
         return open_chat_dataset(released_source("sft"), streaming=True, seed=spec.seed)
-    from smolbook.data.chat import KINDS, render_row
+    from smolbook.data.chat import KINDS, render_row, shared_chat_data
 
     opts = spec.data.options
     pt = load_post_training()
     ratio = float(opts.get("think_ratio", pt.value("sft", "reasoning_tokens") / pt.value("sft", "non_reasoning_tokens")))
-    from smolbook.midtraining import shared_chat_data
     from smolbook.sft import adjust_mixture, epoch_subset
 
     mix = shared_chat_data(spec.scale, data.seed).mixture(tuple(opts.get("kinds", KINDS)), seed=spec.seed)
@@ -149,12 +148,12 @@ def _preference_pairs(spec: RunSpec, data: Any, budget: dict) -> Any:
         from smolbook.data.hub_chat import open_chat_dataset, released_source
 
         return open_chat_dataset(released_source("apo"), streaming=True, seed=spec.seed)
-    from smolbook.data.chat import build_chat_data
+    from smolbook.data.chat import shared_chat_data
     from smolbook.data.preferences import preference_pairs
     from smolbook.teacher import SolverTeacher
 
     opts = spec.data.options
-    prompts = build_chat_data(spec.scale, seed=data.seed).mixture(tuple(opts.get("kinds", ("math", "code", "facts"))),
+    prompts = shared_chat_data(spec.scale, data.seed).mixture(tuple(opts.get("kinds", ("math", "code", "facts"))),
                                                                    seed=spec.seed)
     # The trainer reads steps x rows pairs: make (and have TRL tokenize) only those, from twice as many prompts for
     # the pairs verification drops; the mixture is shuffled, so both modes and every kind stay.
