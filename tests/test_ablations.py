@@ -1,6 +1,8 @@
 """The ablation library: parameter matching, the norm measures, and smoke-sized runs of arms (the shared recipe arm)."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -104,3 +106,27 @@ def test_the_recipe_arm_is_trained_once_and_shared(smoke_data, tmp_path):
     four = abl.run_arms("fourth", [recipe], "smoke", tmp_path, smoke_data, seeds=[0], tokens=3 * 4 * 64,
                         progress=False)
     assert four.runs[0].steps == 3
+
+
+def test_runs_train_side_by_side_in_worker_processes(smoke_data, tmp_path):
+    """Two worker processes train the same runs as this process does, into the same folders and records."""
+    arms = [abl.Arm("A", model={"num_key_value_heads": 4}), abl.Arm("B", recipe=True)]
+    kw = dict(seeds=[0, 1], tokens=3 * 4 * 64, progress=False)
+    here = abl.run_arms("here", arms, "smoke", tmp_path / "here", smoke_data, workers=1, **kw)
+    apart = abl.run_arms("apart", arms, "smoke", tmp_path / "apart", smoke_data, workers=2, **kw)
+    assert [(r.arm, r.seed, r.steps) for r in apart.runs] == [(r.arm, r.seed, r.steps) for r in here.runs]
+    for a, b in zip(here.runs, apart.runs):
+        assert b.seconds > 0 and (b.output_dir / "final" / "config.json").is_file()
+        assert json.loads((b.output_dir / "run.json").read_text())["steps"] == 3
+        assert b.series("loss")[0] == [1, 2, 3]
+        # another thread count rounds bf16 matmuls differently: the same training, not the same bits
+        assert b.last("valid_loss") == pytest.approx(a.last("valid_loss"), abs=0.02)
+    assert here.runs[0].last("valid_loss") != here.runs[1].last("valid_loss")
+
+
+def test_worker_plan():
+    assert abl.plan_workers("smoke", 5, workers=3) == 3 and abl.plan_workers("smoke", 2, workers=3) == 2
+    assert abl.plan_workers("gpu", 6) == 1  # a GPU trains one run at a time, here
+    assert abl.plan_workers("tiny", 6) == min(torch.get_num_threads(), 6)
+    with pytest.raises(SmolbookError, match="at least 1"):
+        abl.plan_workers("tiny", 3, workers=0)

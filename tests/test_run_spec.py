@@ -109,6 +109,29 @@ def test_branch_continues_a_run_exactly_under_another_schedule(pretrained_run):
     assert all(r["lr"] == rows[0]["lr"] for r in rows) and main.rows("train")[-1]["lr"] < rows[0]["lr"]
 
 
+def test_a_branch_under_another_seed_is_a_replicate_over_other_tokens(pretrained_run):
+    """Replicates of the annealing claim: from the same checkpoint and data position, another seed draws the same
+    stages' documents afresh; its own checkpoints then resume it exactly."""
+    base = dict(chapter="07_pretraining", scale="smoke", output_dir=str(pretrained_run), evaluate=False,
+                branch_from="chapter:07_pretraining/stable-2", final=False)
+    same = run(RunSpec(name="decay-seed0", **base))
+    other = run(RunSpec(name="decay-seed1", seed=1, checkpoint_every=2, **base))
+    main = TrainResult.from_dir(pretrained_run / "07_pretraining" / "pretrain")
+    step = len(main.rows("train")) - len(same.rows("train"))
+    assert same.series("loss")[1] == pytest.approx(main.series("loss")[1][step:], abs=1e-6)  # seed 0: its tokens
+    a, b = same.rows("train"), other.rows("train")
+    assert [r["step"] for r in a] == [r["step"] for r in b] and [r["stage"] for r in a] == [r["stage"] for r in b]
+    assert a[0]["loss"] != pytest.approx(b[0]["loss"], abs=1e-6)  # same model, other documents
+    run_dir = pretrained_run / "07_pretraining" / "decay-seed1"
+    shutil.rmtree(run_dir / "final")
+    kept = sorted((run_dir / "checkpoints").iterdir())[-1]
+    for ckpt in (run_dir / "checkpoints").iterdir():
+        if ckpt != kept:
+            shutil.rmtree(ckpt)
+    resumed = run(RunSpec(name="decay-seed1", seed=1, checkpoint_every=2, **base))
+    assert resumed.series("loss")[1] == pytest.approx(other.series("loss")[1], abs=1e-6)
+
+
 def test_command_line_and_two_torchrun_processes_match_one(pretrained_run, tmp_path):
     # fp32: the claim is about how the batch splits over processes, which bf16 rounding (per shape) would blur
     one = run(lc_spec(pretrained_run, name="lc-one", precision="fp32"))

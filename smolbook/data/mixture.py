@@ -152,8 +152,12 @@ class PretrainStream:
                  seq_len: int | None = None, batch_size: int | None = None, seed: int = 0,
                  doc_masking: bool = True, boundaries: dict[str, tuple[int, int]] | None = None,
                  mixtures: dict[str, Sequence[SourceSpec]] | None = None,
-                 upsample_long: tuple[int, int] | None = None):
+                 upsample_long: tuple[int, int] | None = None, branch_reseeds: bool = False):
         scale = data.scale
+        # A branch of another run (RunSpec.branch_from) that carries another seed: it continues that run's data
+        # position (step, stage, rows per source) but draws its documents afresh under its own seed, so several
+        # seeds branched from one checkpoint are replicates over different tokens of the same mixture.
+        self.branch_reseeds = bool(branch_reseeds)
         self.data, self.seed, self.doc_masking = data, int(seed), bool(doc_masking)
         self.upsample_long = None if upsample_long is None else tuple(int(x) for x in upsample_long)
         self.stages = list(stages)
@@ -252,13 +256,19 @@ class PretrainStream:
                 "config": self._config()}
 
     def load_state_dict(self, state: dict) -> None:
-        if state.get("version") != 1 or state.get("config") != self._config():
+        config = dict(state.get("config") or {})
+        reseed = self.branch_reseeds and config.get("seed") != self.seed
+        if reseed:
+            config["seed"] = self.seed
+        if state.get("version") != 1 or config != self._config():
             raise SmolbookError("stream state does not match this stream (different stages, budget, seq_len, "
                                 "batch size, seed or masking): resume with the same PretrainStream arguments")
         self.batches, self.tokens_seen, self.stage = state["batches"], state["tokens_seen"], state["stage"]
         self.rows = {s: np.asarray(c, dtype=np.int64) for s, c in state["rows"].items()}
         specs = {self._key(sp): sp for m in self.mixtures.values() for sp in m.sources}
         self._sources = {}
+        if reseed:  # same position in the mixture, documents drawn afresh under this stream's seed
+            return
         for key, st in state["sources"].items():
             self._source(specs[key]).load_state_dict(st)
 

@@ -32,6 +32,7 @@ from smolbook.errors import SmolbookError
 from smolbook.quiet import quiet_libraries
 from smolbook.train import checkpoint as ckpt_mod
 from smolbook.train.config import TrainConfig
+from smolbook.train.cpu_attention import fp32_attention_on_cpu
 from smolbook.train.optim import build_optimizer, build_scheduler
 
 METRICS_FILE = "metrics.jsonl"
@@ -319,7 +320,8 @@ def pretrain(
     interrupted = False
     t_run = last_postfix = time.perf_counter()
     try:
-        with _stop_on_signals() as stop:
+        with _stop_on_signals() as stop, fp32_attention_on_cpu(accelerator.unwrap_model(model),
+                                                               resolve_precision(config)):
             for step in range(start, config.steps):
                 t0 = time.perf_counter()
                 try:

@@ -75,7 +75,8 @@ def _stage_stream(spec: RunSpec, data: Any, budget: dict) -> Any:
     up = spec.data.options.get("upsample_long")  # [min_tokens, factor]: long documents drawn factor times
     return PretrainStream(data, stages=stages, token_budget=budget["steps"] * budget["rows"] * budget["seq_len"],
                           seq_len=budget["seq_len"], batch_size=budget["rows"], seed=spec.seed,
-                          doc_masking=spec.data.doc_masking, upsample_long=None if up is None else tuple(up))
+                          doc_masking=spec.data.doc_masking, upsample_long=None if up is None else tuple(up),
+                          branch_reseeds=spec.branch_from is not None)
 
 
 @data_builder("conversations")

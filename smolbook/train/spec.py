@@ -121,7 +121,9 @@ class RunSpec:
     # Register the final checkpoint as the chapter's final one (what ``start_from(chapter)`` returns); a control
     # arm, another seed or an intermediate stage sets False so it never stands in for the chapter's model.
     final: bool = True
-    branch_from: str | None = None  # continue another run's checkpoint exactly (model, optimizer, data position, step)
+    # Continue another run's checkpoint (model, optimizer, data position, step); with that run's seed the branch
+    # sees exactly its tokens, with another seed it draws the same mixture's documents afresh (a replicate).
+    branch_from: str | None = None
 
     def __post_init__(self) -> None:
         problems = []

@@ -22,6 +22,7 @@ from typing import Any
 from smolbook.errors import SmolbookError
 from smolbook.train import checkpoint as ckpt_mod
 from smolbook.train.config import TrainConfig
+from smolbook.train.cpu_attention import fp32_attention_on_cpu
 from smolbook.train.loop import METRICS_FILE, TrainResult, resolve_precision
 from smolbook.train.spec import RunSpec
 
@@ -99,7 +100,8 @@ def train_trl(spec: RunSpec, model: Any, source: Path, dataset: Any, config: Tra
             raise SmolbookError(f"data.options.loss_type must be one of {', '.join(LOSS_TYPES)}, got {loss!r}")
         args = DPOConfig(loss_type=[loss], beta=float(spec.data.options.get("beta", 0.1)), **common)
         trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok)
-    out = trainer.train(resume_from_checkpoint=bool(resume and trl_checkpoints(run_dir)) or None)
+    with fp32_attention_on_cpu(trainer.model, resolve_precision(config)):
+        out = trainer.train(resume_from_checkpoint=bool(resume and trl_checkpoints(run_dir)) or None)
     history = trainer.state.log_history
     _write_metrics(run_dir, history)
     final = run_dir / "final"
