@@ -214,20 +214,9 @@ _ = book.judge(CLAIMS["upsample"], [loss_between(r, L, L64) for r in up_rep], [l
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 arms = {"NoPE every 4th (04 recipe arm)": twin_rep["recipe"], "RoPE everywhere (04 twin)": twin_rep["rope"],
         "07 extended, recipe mixture": ext, "07 extended, long docs x4": up_rep}
-for i, (label, rs) in enumerate(arms.items()):
-    axes[0].plot([x / L for x in far], [sum(cloze_at(r, [x]) for r in rs) / len(rs) for x in far], "o-", color=f"C{i}",
-                 label=label)
-    lbp = [r["loss_by_position"] for r in rs]
-    axes[1].plot([p / L for p in lbp[0]["position"]], [sum(x["loss"][j] for x in lbp) / len(lbp)
-                                                        for j in range(len(lbp[0]["loss"]))], color=f"C{i}", label=label)
-axes[0].axhline(0.25, color="grey", lw=0.6)
-axes[0].set(xscale="log", xlabel="context / base length", ylabel="cloze accuracy (4 choices)",
-            title="cloze at the extension lengths (grey: chance)")
-axes[1].set(xscale="log", xlabel="position / base length", ylabel="next-token loss", title="loss against position")
+plot_report(arms, axes, panels=("cloze", "loss"))
 for ax in axes:
-    ax.set_xscale("log", base=2)
-    ax.axvline(L64 / L, color="grey", ls=":", lw=0.8)
-    ax.legend(fontsize=8)
+    ax.axvline(L64 / L, color="grey", ls=":", lw=0.8)  # the final training length
 fig.suptitle("After both extension stages: NoPE vs RoPE twin, and the upsampling control (mean over seeds)")
 fig.tight_layout()
 book.savefig(fig, "nope_and_upsampling", caption="Cloze at the two extension lengths and loss by position after both "

@@ -47,8 +47,9 @@ from transformers import AutoConfig
 from smolbook import Chapter
 from smolbook.claims import Claim
 from smolbook.data import prepare
-from smolbook.extension import loss_between, reports
 from smolbook.evaluate.chat import chat_scores
+from smolbook.evaluate.longcontext import plot_report
+from smolbook.extension import loss_between, reports
 from smolbook.data.chat import shared_chat_data
 from smolbook.midtraining import REASONING_KINDS, answer_loss, mid_spec
 from smolbook.recipe import load_post_training
@@ -137,18 +138,7 @@ axes[0].bar(range(len(labels)), by_ckpt["answer loss"], color=["C0"] + ["C1"] * 
 axes[0].set(xticks=range(len(labels)), xticklabels=labels, ylabel="nats per token",
             title=f"loss of the correct think-mode answer\n(exact match: 08 {by_ckpt['answer_em'].iloc[0]:.2f}, "
                   f"09 {by_ckpt['answer_em'].iloc[1:].mean():.2f})")
-for i, (label, v) in enumerate(rep.items()):
-    axes[1].plot([r["length"] / L for r in v["cloze"]], [r["accuracy"] for r in v["cloze"]], "o-", color=f"C{i}",
-                 label=label)
-    lbp = v["loss_by_position"]
-    axes[2].plot([p / L for p in lbp["position"]], lbp["loss"], color=f"C{i}", label=label)
-axes[1].axhline(0.25, color="grey", lw=0.6)
-axes[1].set(xlabel="context / base length", ylabel="cloze accuracy (4 choices)", title="cloze at a distance (grey: chance)")
-axes[2].set(xlabel="position / base length", ylabel="next-token loss", title="loss against position")
-for ax in axes[1:]:
-    ax.set_xscale("log", base=2)
-for ax in axes[1:]:
-    ax.legend(fontsize=8)
+plot_report({label: [v] for label, v in rep.items()}, axes[1:], panels=("cloze", "loss"))
 fig.suptitle("08's model against the mid-trained one: reasoning in think mode, and long context per length")
 fig.tight_layout()
 book.savefig(fig, "reasoning_and_long_context", headline=True,

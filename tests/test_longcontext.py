@@ -7,6 +7,7 @@ import pytest
 
 from smolbook.data import longdocs
 from smolbook.data.corpus import generate_corpus
+from smolbook.errors import SmolbookError
 from smolbook.evaluate.longcontext import ClozeItems, long_context_report
 
 
@@ -73,3 +74,34 @@ def test_report_has_every_probe_with_its_control(smoke_data):
     assert len(rep["loss_by_position"]["loss"]) == 32 and rep["loss_beyond"] > 0
     assert {"copy_beyond", "ruler_beyond", "ruler_control_beyond", "ruler_moved"} <= set(rep)
     assert model.training  # the mode it came in with
+
+
+def test_plot_report_draws_the_panels_asked_for_over_the_lengths_reports_share():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from smolbook.evaluate.longcontext import plot_report
+
+    def rep(lengths, control):
+        nan = float("nan")
+        return {"train_length": 64, "loss_by_position": {"position": [8.0, 24.0], "loss": [3.0, 2.0]},
+                "cloze": [{"length": n, "accuracy": n / 1000, "control_accuracy": 0.25 if control else nan,
+                           "gain": 0.1} for n in lengths]}
+
+    # a full report beside verdict probes at fewer lengths, without their control: the shared lengths, averaged
+    fig, axes = plt.subplots(1, 2)
+    plot_report({"a": [rep([64, 128, 256], False), rep([128, 256], False)]}, axes, panels=("cloze", "loss"))
+    lines = axes[0].get_lines()
+    drawn = [ln for ln in lines if ln.get_label() == "a"]
+    assert len(drawn) == 1 and list(drawn[0].get_xdata()) == [2.0, 4.0]
+    assert list(drawn[0].get_ydata()) == pytest.approx([0.128, 0.256])
+    assert not any(ln.get_linestyle() == ":" for ln in lines)  # no control line where none was run
+    assert list(axes[1].get_lines()[0].get_ydata()) == [3.0, 2.0]
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 3)
+    plot_report({"b": [rep([64, 128], True)]}, axes)
+    assert any(ln.get_linestyle() == ":" for ln in axes[0].get_lines())
+    plt.close(fig)
+    with pytest.raises(SmolbookError, match="unknown panel"):
+        plot_report({"b": [rep([64], True)]}, panels=("cloze", "ruler"))

@@ -20,6 +20,7 @@ people and held-out text only.
 """
 from __future__ import annotations
 
+import math
 import random
 import statistics
 from collections.abc import Sequence
@@ -185,37 +186,62 @@ def long_context_report(model: Any, data: Any, scale: str | Scale, lengths: Sequ
     return rep
 
 
-def plot_report(reports: dict[str, Sequence[dict[str, Any]]], axes: Sequence[Any] | None = None) -> Any:
-    """Three panels, one line per label (mean over its reports, e.g. seeds): cloze accuracy against the fact's
-    distance (dotted: the control without the fact), the restated fact's loss gain, and loss against position
-    (dashed vertical line: the training length)."""
+PANELS = {  # name: (title, y label, x label)
+    "cloze": ("cloze at a distance (grey: chance)", "accuracy (4 choices)", "context / base length"),
+    "gain": ("what the far fact is worth", "answer loss gain (nats/token)", "context / base length"),
+    "loss": ("loss against position", "next-token loss", "position / base length"),
+}
+
+
+def plot_report(reports: dict[str, Sequence[dict[str, Any]]], axes: Sequence[Any] | None = None,
+                panels: Sequence[str] = ("cloze", "gain", "loss")) -> Any:
+    """One line per label (the mean over its reports, e.g. seeds) in each of ``panels``: ``cloze`` accuracy against
+    the fact's distance (dotted: the control without the fact, when the reports ran it), the restated fact's loss
+    ``gain``, and ``loss`` against position. Distances and positions are in units of the base length (the scale's
+    training length, dashed). A label's reports may hold different cloze lengths (a verdict probe beside a full
+    report): its line has the lengths they share."""
     import matplotlib.pyplot as plt
 
+    unknown = [p for p in panels if p not in PANELS]
+    if unknown:
+        raise SmolbookError(f"plot_report: unknown panel(s) {unknown}; choose from {', '.join(PANELS)}")
     if axes is None:
-        _, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+        _, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6))
+    ax_of = dict(zip(panels, axes))
+    controls = False
     for i, (label, reps) in enumerate(reports.items()):
         if not reps:
             continue
         c = f"C{i}"
         L = reps[0]["train_length"]
-        cl = [r["cloze"] for r in reps]
-        xs = [row["length"] / L for row in cl[0]]
-        avg = lambda key, rows=cl: [statistics.fmean(r[j][key] for r in rows) for j in range(len(xs))]  # noqa: E731
-        axes[0].plot(xs, avg("accuracy"), "o-", color=c, label=label)
-        axes[0].plot(xs, avg("control_accuracy"), ":", color=c)
-        axes[1].plot(xs, avg("gain"), "o-", color=c, label=label)
-        lb = [r["loss_by_position"] for r in reps]
-        n = min(len(x["loss"]) for x in lb)
-        axes[2].plot([p / L for p in lb[0]["position"][:n]], [statistics.fmean(x["loss"][j] for x in lb) for j in range(n)],
-                     color=c, label=label)
-    titles = ("cloze at a distance (dotted: fact absent)", "what the far fact is worth", "loss against position")
-    ylabels = ("accuracy (4 choices)", "answer loss gain (nats/token)", "next-token loss")
-    for ax, title, yl in zip(axes, titles, ylabels):
+        lengths = sorted(set.intersection(*({row["length"] for row in r["cloze"]} for r in reps)))
+
+        def mean(key: str) -> list[float]:
+            return [statistics.fmean(row[key] for r in reps for row in r["cloze"] if row["length"] == n) for n in lengths]
+
+        xs = [n / L for n in lengths]
+        if "cloze" in ax_of:
+            ax_of["cloze"].plot(xs, mean("accuracy"), "o-", color=c, label=label)
+            control = mean("control_accuracy")
+            if all(math.isfinite(v) for v in control):
+                ax_of["cloze"].plot(xs, control, ":", color=c)
+                controls = True
+        if "gain" in ax_of:
+            ax_of["gain"].plot(xs, mean("gain"), "o-", color=c, label=label)
+        if "loss" in ax_of:
+            lb = [r["loss_by_position"] for r in reps]
+            n = min(len(x["loss"]) for x in lb)
+            ax_of["loss"].plot([p / L for p in lb[0]["position"][:n]],
+                               [statistics.fmean(x["loss"][j] for x in lb) for j in range(n)], color=c, label=label)
+    for name, ax in ax_of.items():
+        title, ylabel, xlabel = PANELS[name]
         ax.axvline(1.0, color="grey", ls="--", lw=0.8)
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("context / training length")
-        ax.set_title(title, fontsize=10)
-        ax.set_ylabel(yl)
+        ax.set(title=title, ylabel=ylabel, xlabel=xlabel)
+        ax.title.set_fontsize(10)
         ax.legend(fontsize=8)
-    axes[0].axhline(0.25, color="grey", lw=0.6)
+    if "cloze" in ax_of:
+        ax_of["cloze"].axhline(0.25, color="grey", lw=0.6)
+        if controls:
+            ax_of["cloze"].set_title("cloze at a distance (dotted: fact absent; grey: chance)", fontsize=10)
     return axes
