@@ -17,23 +17,16 @@ ratios GQA/MHA, cached/uncached and served/in-process.
 """
 from __future__ import annotations
 
-import sys
+import argparse
+import json
+import tempfile
+import time
 from pathlib import Path
 
-# Running a script puts its folder first on sys.path, where benchmarks/tokenize.py would shadow the standard
-# library's tokenize. Drop that entry: we import nothing from it.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+import torch
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import torch  # noqa: E402
-
-from smolbook.model import build_model, count_parameters, kv_cache_bytes_per_token, smollm3_config  # noqa: E402
-from smolbook.scales import get_scale  # noqa: E402
+from smolbook.model import build_model, count_parameters, kv_cache_bytes_per_token, smollm3_config
+from smolbook.scales import get_scale
 
 
 @torch.no_grad()

@@ -21,23 +21,17 @@ MFU, not hardware utilisation). Both are printed, and the result as JSON with ``
 """
 from __future__ import annotations
 
-import sys
+import argparse
+import json
+import time
+from contextlib import nullcontext
 from pathlib import Path
 
-# As in pretrain_throughput.py: benchmarks/tokenize.py would shadow the standard library's tokenize.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+import torch
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-from contextlib import nullcontext  # noqa: E402
-
-import torch  # noqa: E402
-
-from smolbook.model import build_model, count_parameters, smollm3_config  # noqa: E402
-from smolbook.train import TrainConfig  # noqa: E402
-from smolbook.train.optim import build_optimizer  # noqa: E402
+from smolbook.model import build_model, count_parameters, smollm3_config
+from smolbook.train import TrainConfig
+from smolbook.train.optim import build_optimizer
 
 H100_BF16_DENSE_TFLOPS = 989.4
 RECIPE = {"tokens": 11.2e12, "gpus": 384, "days": 24}

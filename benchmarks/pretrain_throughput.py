@@ -25,28 +25,22 @@ final models' held-out loss, evaluated alike (the book's bar: within 0.02 nats, 
 """
 from __future__ import annotations
 
+import argparse
+import json
 import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
-# Running a script puts its folder first on sys.path, where benchmarks/tokenize.py would shadow the standard
-# library's tokenize (which torch's import reaches through linecache). Drop that entry: we import nothing from it.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+import torch
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from contextlib import nullcontext  # noqa: E402
-
-import torch  # noqa: E402
-
-from smolbook.model import build_model, count_parameters, smollm3_config  # noqa: E402
-from smolbook.scales import get_scale  # noqa: E402
-from smolbook.train import TrainConfig, pretrain  # noqa: E402
-from smolbook.train.loop import resolve_precision  # noqa: E402
-from smolbook.train.optim import build_optimizer, build_scheduler  # noqa: E402
+from smolbook.model import build_model, count_parameters, smollm3_config
+from smolbook.scales import get_scale
+from smolbook.train import TrainConfig, pretrain
+from smolbook.train.loop import resolve_precision
+from smolbook.train.optim import build_optimizer, build_scheduler
 
 
 def matmul_peak_flops(dtype: torch.dtype = torch.float32, n: int = 1024, reps: int = 10, rounds: int = 5) -> float:

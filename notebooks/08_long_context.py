@@ -46,7 +46,7 @@ from smolbook import Chapter
 from smolbook.claims import Claim
 from smolbook.data import prepare
 from smolbook.evaluate.longcontext import plot_report
-from smolbook.extension import cloze_at, extend, loss_between, reports, save_yarn, theta_table
+from smolbook.extension import cloze_at, cloze_items, extend, loss_between, reports, save_yarn, theta_table
 from smolbook.recipe import load_post_training, load_recipe
 
 book = Chapter("08_long_context", scale, seed, output_dir)
@@ -147,7 +147,7 @@ CLAIMS = {
                      f"loss at positions {L}-{L64} (nats)", "better", margin=0.05),
     "probe": Claim("Extension makes the model retrieve far facts: cloze at 8x-16x the base length improves over the "
                    "pretrained model", "blog, Long context extension", "cloze accuracy at 8x-16x", "better",
-                   margin=0.05, higher_is_better=True, chance=0.25),
+                   margin=0.05, higher_is_better=True, chance=0.25, accuracy=True),
     "short": Claim("Short-context ability survives extension: loss within the base length no worse than before",
                    "blog, Long context extension", f"loss at positions below {L} (nats)", "no_worse", margin=0.05),
     "yarn": Claim("YaRN x2 extends the usable context to twice the final training length", "model card, Long context",
@@ -161,11 +161,11 @@ for c in chains[1:]:
                                         **probe)["x"]}
 base = rep["07 (pretrained)"]
 ext = [per_seed[c.seed]["lc-64k"] for c in chains]
-book.judge(CLAIMS["extends"], [loss_between(base, L, L64)] * len(chains), [loss_between(r, L, L64) for r in ext],
+book.judge(CLAIMS["extends"], loss_between(base, L, L64), [loss_between(r, L, L64) for r in ext],
            baseline_name="07", recipe_name="lc-64k")
-book.judge(CLAIMS["probe"], [cloze_at(base, far)] * len(chains), [cloze_at(r, far) for r in ext],
-           baseline_name="07", recipe_name="lc-64k")
-book.judge(CLAIMS["short"], [loss_between(base, 0, L)] * len(chains), [loss_between(r, 0, L) for r in ext],
+book.judge(CLAIMS["probe"], cloze_at(base, far), [cloze_at(r, far) for r in ext],
+           baseline_name="07", recipe_name="lc-64k", items=cloze_items(base, far))
+book.judge(CLAIMS["short"], loss_between(base, 0, L), [loss_between(r, 0, L) for r in ext],
            baseline_name="07", recipe_name="lc-64k")
 _ = book.judge(CLAIMS["yarn"], [loss_between(r, L64, 2 * L64) for r in ext],
                [loss_between(per_seed[c.seed]["yarn"], L64, 2 * L64) for c in chains], baseline_name="no YaRN",
@@ -194,7 +194,7 @@ up_rep = [verdict_report(c.path()) for c in upsampled]
 CLAIMS |= {
     "nope": Claim("NoPE helps after extension: the NoPE-every-4th-layer model beats its RoPE-everywhere twin at long "
                   "context, both extended the same way", "blog, NoPE ablation", "cloze accuracy at 8x-16x", "better",
-                  margin=0.03, higher_is_better=True, chance=0.25),
+                  margin=0.03, higher_is_better=True, chance=0.25, accuracy=True),
     "nope_loss": Claim("NoPE helps after extension, in loss: the NoPE twin's loss between the base and the final "
                        "length is lower", "blog, NoPE ablation", f"loss at positions {L}-{L64} (nats)", "better",
                        margin=0.02),
@@ -203,7 +203,7 @@ CLAIMS |= {
                       f"loss at positions {L}-{L64} (nats)", "no_worse", margin=0.05),
 }
 book.judge(CLAIMS["nope"], [cloze_at(r, far) for r in twin_rep["rope"]], [cloze_at(r, far) for r in twin_rep["recipe"]],
-           baseline_name="RoPE everywhere", recipe_name="NoPE every 4th")
+           baseline_name="RoPE everywhere", recipe_name="NoPE every 4th", items=cloze_items(twin_rep["recipe"][0], far))
 book.judge(CLAIMS["nope_loss"], [loss_between(r, L, L64) for r in twin_rep["rope"]],
            [loss_between(r, L, L64) for r in twin_rep["recipe"]], baseline_name="RoPE everywhere",
            recipe_name="NoPE every 4th")

@@ -47,13 +47,13 @@ from transformers import AutoConfig
 from smolbook import Chapter
 from smolbook.claims import Claim
 from smolbook.data import prepare
-from smolbook.evaluate.chat import chat_scores
+from smolbook.evaluate.chat import chat_scores, items_in, learning_curve, plot_learning_curve
 from smolbook.evaluate.longcontext import plot_report
 from smolbook.extension import loss_between, reports
 from smolbook.data.chat import shared_chat_data
 from smolbook.midtraining import REASONING_KINDS, answer_loss, mid_spec
 from smolbook.recipe import load_post_training
-from smolbook.train import run
+from smolbook.train import sweep
 
 book = Chapter("09_midtraining", scale, seed, output_dir)
 s = book.scale
@@ -75,12 +75,12 @@ print(f"recipe: {pt.value('mid_training', 'tokens_per_epoch'):,} tokens x {pt.va
 # data: where conversations start (position 0) and how many share a row.
 
 # %%
+curve_every = max(1, b.steps // 4)  # the main seed keeps four checkpoints: its learning curve
+specs = {("mid", k): mid_spec(book.name, "mid" if k == seed else f"mid-seed{k}", "chapter:08_long_context", s.name,
+                              output_dir, k, max_position_embeddings=context, kinds=REASONING_KINDS,
+                              checkpoint_every=curve_every if k == seed else None) for k in seeds}
 t0 = time.perf_counter()
-results = {}
-for k in seeds:
-    spec = mid_spec(book.name, "mid" if k == seed else f"mid-seed{k}", "chapter:08_long_context", s.name, output_dir,
-                    k, max_position_embeddings=context, kinds=REASONING_KINDS)
-    results[k] = run(spec)
+results = {k: r.result for (_, k), r in sweep(specs, desc="mid-training").items()}
 seconds_mid = time.perf_counter() - t0
 main = results[seed]
 train_rows = main.rows("train")
@@ -110,6 +110,28 @@ for rec in records:
     rec["answer loss"] = trace_loss[rec["checkpoint"]]
 cols = ["checkpoint", "answer_em", "format_ok", "answer loss", *[f"correct/{k}" for k in REASONING_KINDS], "tokens_per_s"]
 display(pd.DataFrame(records)[cols].round(3))
+
+# %% [markdown]
+# ## The learning curve
+# The main seed kept a checkpoint every quarter of its steps; each answers the same held-out problems in think mode,
+# and the loss of the correct answer is read at each. The scale's mid-training budget (`smolbook/scales.yaml`,
+# `mid_training`) was sized from this curve.
+
+# %%
+steps = main.checkpoints_by_step()
+curve = learning_curve({0: source, **steps}, heldout, modes=("think",),
+                       max_new_tokens=32 if s.name == "smoke" else 128, label="09")
+curve_loss = {0: trace_loss["08 (long context)"]} | {k: answer_loss(p, heldout) for k, p in steps.items()}
+fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+plot_learning_curve(curve, axes[:2], REASONING_KINDS, tokens_per_step=b.rows_per_step * b.seq_len,
+                    panels=("format", "exact_match"))
+axes[2].plot([k * b.rows_per_step * b.seq_len for k in curve_loss], list(curve_loss.values()), marker="o")
+axes[2].set(xlabel="tokens trained", ylabel="nats per token", title="loss of the correct think-mode answer")
+fig.suptitle(f"Held-out think-mode reasoning along mid-training (seed {seed}, {items_in(heldout, 'think')} problems)")
+fig.tight_layout()
+book.savefig(fig, "learning_curve", caption="Format adherence, exact match per kind and the loss of the correct "
+             "answer on held-out problems in think mode, at each kept checkpoint of the main mid-training run.")
+plt.show()
 
 # %% [markdown]
 # ## Long context before and after
@@ -157,7 +179,7 @@ plt.show()
 CLAIMS = {
     "reasoning": Claim("Reasoning mid-training raises think-mode reasoning on held-out problems over the "
                        "long-context model", "blog, Mid-training", "exact match, think mode (held-out math, code, "
-                       "facts, multi-turn)", "better", margin=0.02, higher_is_better=True, chance=0.0),
+                       "facts, multi-turn)", "better", margin=0.02, higher_is_better=True, chance=0.0, accuracy=True),
     "trace_loss": Claim("Reasoning mid-training makes correct think-mode answers to held-out problems more likely",
                         "blog, Mid-training", "loss of the reference think-mode answer (nats per token)", "better",
                         margin=0.05),
@@ -165,12 +187,12 @@ CLAIMS = {
                   "range", "blog, Model merging", f"loss at positions {L}-{L64} (nats)", "better", margin=0.02),
 }
 base = by_ckpt.loc["08 (long context)"]
-book.judge(CLAIMS["reasoning"], [base["answer_em"]] * len(seeds),
-           [by_ckpt.loc[f"09 seed {k}", "answer_em"] for k in seeds], baseline_name="08", recipe_name="09")
-book.judge(CLAIMS["trace_loss"], [trace_loss["08 (long context)"]] * len(seeds),
+book.judge(CLAIMS["reasoning"], base["answer_em"], [by_ckpt.loc[f"09 seed {k}", "answer_em"] for k in seeds],
+           baseline_name="08", recipe_name="09", items=int(base["n"]))
+book.judge(CLAIMS["trace_loss"], trace_loss["08 (long context)"],
            [trace_loss[f"09 seed {k}"] for k in seeds], baseline_name="08", recipe_name="09")
 _ = book.judge(CLAIMS["drop"], [loss_between(per_seed[k], L, L64) for k in seeds],
-               [loss_between(rep["08 (long context)"], L, L64)] * len(seeds), baseline_name="09 (after)",
+               loss_between(rep["08 (long context)"], L, L64), baseline_name="09 (after)",
                recipe_name="08 (before)")
 
 # %% [markdown]

@@ -24,16 +24,18 @@
 # Here TRL's `SFTTrainer` fine-tunes chapter 09's model through the run spec (trainer `sft`): BFD packing,
 # `assistant_only_loss=True`, each row's own `chat_template_kwargs` (mode, XML or Python tools, date), the
 # think : no_think token ratio of the recipe (a chapter option), multi-turn conversations, tool calls with their
-# results, prompts in six languages and IFEval-style instructions; the scale's tokens per epoch, the recipe's
-# epochs; on CPU no gradient checkpointing and the trainer's precision. One domain (`lacking`, a chapter option)
+# results, prompts in six languages and IFEval-style instructions; the scale's tokens per epoch and epochs
+# (`smolbook/scales.yaml`, `sft`: at `tiny` one epoch of distinct conversations in rows of 2,048 tokens, so no
+# conversation is cut, sized from the learning curve drawn below); on CPU no gradient checkpointing, bf16 with the
+# attention in fp32, each packed conversation attended alone. One domain (`lacking`, a chapter option)
 # has its think-mode rows removed, and a teacher writes them back from its no_think prompts, kept only when right.
 #
 # Four claims are judged, each over 3 seeds: both modes work (format per mode); think mode beats no_think on
 # multi-step problems; the teacher's traces help the domain that lacked them (SFT with vs without them); and
 # mid-training helps SFT (the same SFT from 09's model vs from 08's). The last two are read by exact match and by the
-# loss of the correct think-mode answer, which moves before exact match does (chapter 09). The two extra arms cost two more SFT runs per
-# seed: every run here has the scale's SFT budget (`smolbook/scales.yaml`, `sft`), sized so that the nine runs and
-# their evaluations fit the chapter's time at `tiny`.
+# loss of the correct think-mode answer, which moves before exact match does (chapter 09). The recipe arm trains the
+# scale's SFT budget on three seeds; the two controls compare three arms at a sixth of it (`control_share`), each
+# against the recipe's own data and start at that budget, so that nine extra runs fit the chapter's time.
 
 # %% tags=["parameters"]
 scale = "tiny"
@@ -42,10 +44,12 @@ output_dir = "runs/tiny"
 think_ratio = 0.8          # think tokens per no_think token (the recipe's 0.8B : 1B)
 lacking = "facts"          # the domain whose reasoning traces come from the teacher
 teacher_error_rate = 0.1   # the offline teacher's slips, which the correctness filter must catch
+control_share = 1 / 6      # the control arms' budget, a share of the recipe arm's steps
 
 # %%
 import time
 
+import datasets
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
@@ -54,7 +58,7 @@ from smolbook import Chapter
 from smolbook.claims import Check, Claim
 from smolbook.data import prepare
 from smolbook.data.chat import KINDS, describe_row
-from smolbook.evaluate.chat import chat_scores
+from smolbook.evaluate.chat import chat_scores, items_in, learning_curve, plot_learning_curve
 from smolbook.data.chat import shared_chat_data
 from smolbook.midtraining import answer_loss
 from smolbook.recipe import load_post_training
@@ -62,7 +66,7 @@ from smolbook.sft import (MULTI_STEP_KINDS, generate_in_both_modes, loss_mask, p
                           teacher_rows)
 from smolbook.sft_plots import plot_loss_mask, plot_packing
 from smolbook.teacher import SolverTeacher
-from smolbook.train import run
+from smolbook.train import sweep
 from smolbook.train.run import DATA_BUILDERS, budget_of
 from smolbook.train.trl import chat_tokenizer
 
@@ -124,53 +128,82 @@ _ = book.check(Check("Loss on assistant turns only: the tool result and user tur
            sum(mask) > 0 and not any(m for m, r in zip(mask, roles) if r in ("tool", "user")))
 
 # %% [markdown]
-# ## Nine SFT runs: the recipe, without the teacher's traces, and from 08's model
-# Per seed: the recipe arm (09's model, the teacher's traces in), the same without them, and the recipe's data from
-# 08's model. Every run has the same budget and data order for its seed.
+# ## The SFT runs: the recipe arm, and three short arms for the two controls
+# The recipe arm (09's model, the teacher's traces in) trains the scale's SFT budget on each seed: it is the chat
+# model handed on, and its main seed keeps five checkpoints for the learning curve. The two controlled claims compare
+# arms at one shorter budget (`control_share` of the steps), each against the recipe's data and start at that same
+# budget: without the teacher's traces, and from 08's model instead of 09's. Every run of a budget has the same data
+# order for its seed.
 
 # %%
-arms = {"recipe": ("chapter:09_midtraining", options),
-        "no teacher": ("chapter:09_midtraining", {k: v for k, v in options.items() if k != "extra_rows"}),
-        "from 08": ("chapter:08_long_context", options)}
+no_traces = {k: v for k, v in options.items() if k != "extra_rows"}
+curve_every = max(1, b.steps // 5)
+recipe_specs = {("recipe", k): sft_spec(book.name, "sft" if k == seed else f"sft-seed{k}", "chapter:09_midtraining",
+                                        s.name, output_dir, k, options,
+                                        checkpoint_every=curve_every if k == seed else None) for k in seeds}
+short = max(1, round(b.steps * control_share))
+controls = {"short recipe": ("short-recipe", "chapter:09_midtraining", options),
+            "no teacher": ("short-no-teacher", "chapter:09_midtraining", no_traces),
+            "from 08": ("short-from08", "chapter:08_long_context", options)}
+control_specs = {(arm, k): sft_spec(book.name, f"{name}-seed{k}", src, s.name, output_dir, k, opts, steps=short)
+                 for arm, (name, src, opts) in controls.items() for k in seeds}
 t0 = time.perf_counter()
-results = {}
-for arm, (src, opts) in arms.items():
-    for k in seeds:
-        name = {"recipe": "sft", "no teacher": "no-teacher", "from 08": "from08"}[arm]
-        results[arm, k] = run(sft_spec(book.name, name if k == seed else f"{name}-seed{k}", src, s.name, output_dir, k,
-                                       opts))
+recipe_runs = sweep(recipe_specs, desc="SFT, recipe arm")
 seconds_sft = time.perf_counter() - t0
-main = results["recipe", seed]
+control_runs = sweep(control_specs, desc="SFT, control arms")
+seconds_controls = time.perf_counter() - t0 - seconds_sft
+main = recipe_runs["recipe", seed].result
 rows = main.rows("train")
-capacity = rows[-1]["step"] * budget_of(main_spec)["rows"] * b.seq_len
-print(f"9 runs in {seconds_sft:.0f} s; recipe arm: {rows[-1]['step']} steps, {rows[-1]['tokens']:,} tokens trained "
-      f"({rows[-1]['tokens'] / capacity:.1%} of the packed rows' positions), loss {rows[0]['loss']:.2f} -> "
-      f"{rows[-1]['loss']:.2f}")
+capacity = rows[-1]["step"] * b.rows_per_step * b.seq_len
+print(f"recipe arm: {len(seeds)} runs of {rows[-1]['step']} steps in {seconds_sft:.0f} s, {rows[-1]['tokens']:,} "
+      f"tokens trained per run ({rows[-1]['tokens'] / capacity:.1%} of the packed rows' positions), loss "
+      f"{rows[0]['loss']:.2f} -> {rows[-1]['loss']:.2f}; control arms: {len(control_specs)} runs of {short} steps in "
+      f"{seconds_controls:.0f} s")
 book.number("SFT tokens trained (recipe arm)", rows[-1]["tokens"], "tokens")
-book.number("SFT seconds, all nine runs", round(seconds_sft, 1), "s")
+book.number("SFT seconds, recipe arm", round(seconds_sft, 1), "s")
+book.number("SFT seconds, control arms", round(seconds_controls, 1), "s", note=f"{len(control_specs)} runs of {short} steps")
+
+# %% [markdown]
+# ## The learning curve
+# The recipe arm's main seed kept a checkpoint every fifth of its steps; each answers the held-out conversations of
+# every kind in both modes. The scale's SFT budget (`smolbook/scales.yaml`, `sft`) was sized from this curve: where
+# format and exact match stop rising within the chapter's time.
+
+# %%
+n, long_answers, short_answers = (2, 32, 32) if s.name == "smoke" else (16, 256, 128)  # IFEval answers run long
+every = chat.heldout_set(KINDS, per_kind=n)
+t0 = time.perf_counter()
+curve = learning_curve(main.checkpoints_by_step(), every, max_new_tokens=long_answers, label="recipe")
+seconds_curve = time.perf_counter() - t0
+fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+plot_learning_curve(curve, axes, KINDS, tokens_per_step=b.rows_per_step * b.seq_len)
+fig.suptitle(f"Held-out scores along the recipe arm's SFT run (seed {seed}, {len(every)} conversations, half in each mode)")
+fig.tight_layout()
+book.savefig(fig, "learning_curve", caption="Held-out format adherence per mode, exact match per answer kind and "
+             "tool-call match per style at each kept checkpoint of the recipe arm's main SFT run.")
+plt.show()
+book.number("learning-curve seconds", round(seconds_curve, 1), "s")
 
 # %% [markdown]
 # ## Evaluations, generated with plain transformers through each checkpoint's own template
-# Held-out rows of every kind in both modes for the recipe arm; the lacking domain in think mode for the arm without
-# the teacher; multi-step problems in think mode for the arm from 08.
+# Held-out rows of every kind in both modes for the recipe arm. For the controls, at their shorter budget: the lacking
+# domain in think mode with and without the teacher's traces, and multi-step problems in think mode from 09's and
+# from 08's model, each by exact match and by the loss of the correct answer (it moves before exact match does).
 
 # %%
-n, long_answers, short_answers = (2, 32, 32) if s.name == "smoke" else (8, 256, 128)  # IFEval answers run long
-every = chat.heldout_set(KINDS, per_kind=n)
 t0 = time.perf_counter()
-rec = pd.DataFrame(chat_scores({f"recipe seed {k}": results["recipe", k].checkpoint for k in seeds}, every,
+rec = pd.DataFrame(chat_scores({f"recipe seed {k}": recipe_runs["recipe", k].checkpoint for k in seeds}, every,
                                modes=("think", "no_think"), max_new_tokens=long_answers))
-no_teacher = pd.DataFrame(chat_scores({f"no teacher seed {k}": results["no teacher", k].checkpoint for k in seeds},
-                                      chat.heldout_set((lacking,), per_kind=2 * n), modes=("think",),
-                                      max_new_tokens=short_answers))
-multi = chat.heldout_set(MULTI_STEP_KINDS, per_kind=n)
-from08 = pd.DataFrame(chat_scores({f"from 08 seed {k}": results["from 08", k].checkpoint for k in seeds}, multi,
-                                  modes=("think",), max_new_tokens=short_answers))
-# The loss of the correct think-mode answer moves before exact match does (chapter 09): read for the paired arms.
 lacking_rows = chat.heldout_set((lacking,), per_kind=2 * n)
-loss = {(arm, k, what): answer_loss(results[arm, k].checkpoint, rows_)
-        for arm, what, rows_ in (("recipe", "lacking", lacking_rows), ("no teacher", "lacking", lacking_rows),
-                                 ("recipe", "multi", multi), ("from 08", "multi", multi)) for k in seeds}
+multi = chat.heldout_set(MULTI_STEP_KINDS, per_kind=n)
+probes = {"lacking": lacking_rows, "multi": multi}
+short_scores = pd.DataFrame(chat_scores({f"{arm} seed {k}": control_runs[arm, k].checkpoint for arm, k in control_runs},
+                                        datasets.concatenate_datasets([lacking_rows, multi]), modes=("think",),
+                                        max_new_tokens=short_answers)).set_index("checkpoint")
+loss = {(arm, k, what): answer_loss(control_runs[arm, k].checkpoint, probes[what])
+        for arm, what in (("short recipe", "lacking"), ("no teacher", "lacking"), ("short recipe", "multi"),
+                          ("from 08", "multi"))
+        for k in seeds}
 seconds_eval = time.perf_counter() - t0
 per_kind = rec.groupby("mode")[[f"correct/{k}" for k in KINDS]].mean().T
 display(rec[["checkpoint", "mode", "format_ok", "answer_em", "ifeval_prompt_strict", "tool_call_match",
@@ -202,20 +235,23 @@ plt.show()
 # %%
 CLAIMS = {
     "think_format": Claim("Think mode works: a closed think block, then the answer", "blog, Chat template",
-                          "format adherence, think mode", "better", margin=0.3, higher_is_better=True),
+                          "format adherence, think mode", "better", margin=0.3, higher_is_better=True, chance=0.0,
+                          accuracy=True),
     "no_think_format": Claim("No_think mode works: an answer with no reasoning", "blog, Chat template",
-                             "format adherence, no_think mode", "better", margin=0.3, higher_is_better=True),
+                             "format adherence, no_think mode", "better", margin=0.3, higher_is_better=True,
+                             chance=0.0, accuracy=True),
     "think_helps": Claim("Think mode beats no_think on multi-step problems", "blog, Supervised finetuning",
-                         "exact match, multi-step kinds", "better", margin=0.02, higher_is_better=True, chance=0.0),
+                         "exact match, multi-step kinds", "better", margin=0.02, higher_is_better=True, chance=0.0,
+                         accuracy=True),
     "teacher": Claim(f"The teacher's traces help the domain that lacked them ({lacking}, think mode)",
                      "blog, Synthetic data generation", f"exact match, {lacking}, think mode", "better", margin=0.02,
-                     higher_is_better=True, chance=0.0),
+                     higher_is_better=True, chance=0.0, accuracy=True),
     "teacher_loss": Claim(f"The teacher's traces make correct think-mode answers of the domain that lacked them ({lacking}) "
                           "more likely", "blog, Synthetic data generation",
                           f"loss of the reference think-mode answer, {lacking} (nats per token)", "better", margin=0.05),
     "mid_helps": Claim("Mid-training helps SFT: the same SFT from the mid-trained model beats it from 08's model",
                        "blog, Mid-training", "exact match, multi-step kinds, think mode", "better", margin=0.02,
-                       higher_is_better=True, chance=0.0),
+                       higher_is_better=True, chance=0.0, accuracy=True),
     "mid_loss": Claim("Mid-training helps SFT, in loss: correct think-mode answers to multi-step problems are more likely "
                       "after SFT from 09's model than from 08's", "blog, Mid-training",
                       "loss of the reference think-mode answer, multi-step kinds (nats per token)", "better", margin=0.05),
@@ -226,19 +262,26 @@ r = {m: rec[rec["mode"] == m].set_index("checkpoint") for m in ("think", "no_thi
 ids = [f"recipe seed {k}" for k in seeds]
 multi_em = lambda df, names: [df.loc[i, [f"correct/{k}" for k in MULTI_STEP_KINDS]].mean() for i in names]  # noqa: E731
 for mode in ("think", "no_think"):
-    book.judge(CLAIMS[f"{mode}_format"], [before.loc[mode, "format_ok"]] * len(seeds),
-               r[mode].loc[ids, "format_ok"].tolist(), baseline_name="09 (before SFT)", recipe_name="SFT")
+    book.judge(CLAIMS[f"{mode}_format"], before.loc[mode, "format_ok"], r[mode].loc[ids, "format_ok"].tolist(),
+               baseline_name="09 (before SFT)", recipe_name="SFT", items=items_in(every, mode))
 book.judge(CLAIMS["think_helps"], multi_em(r["no_think"], ids), multi_em(r["think"], ids), baseline_name="no_think",
-           recipe_name="think")
-book.judge(CLAIMS["teacher"], no_teacher[f"correct/{lacking}"].tolist(), r["think"].loc[ids, f"correct/{lacking}"].tolist(),
-           baseline_name="without traces", recipe_name="with the teacher's traces")
+           recipe_name="think", items=items_in(every, "think", MULTI_STEP_KINDS))
+short_em = lambda arm, kinds: [short_scores.loc[f"{arm} seed {k}", [f"correct/{x}" for x in kinds]].mean()  # noqa: E731
+                                for k in seeds]
+book.judge(CLAIMS["teacher"], short_em("no teacher", [lacking]), short_em("short recipe", [lacking]),
+           baseline_name="without traces", recipe_name="with the teacher's traces",
+           items=items_in(lacking_rows, "think"), note=f"control arms: {short} steps")
 book.judge(CLAIMS["teacher_loss"], [loss["no teacher", k, "lacking"] for k in seeds],
-           [loss["recipe", k, "lacking"] for k in seeds], baseline_name="without traces",
-           recipe_name="with the teacher's traces")
-book.judge(CLAIMS["mid_loss"], [loss["from 08", k, "multi"] for k in seeds], [loss["recipe", k, "multi"] for k in seeds],
-           baseline_name="SFT from 08", recipe_name="SFT from 09")
-_ = book.judge(CLAIMS["mid_helps"], multi_em(from08.set_index("checkpoint"), [f"from 08 seed {k}" for k in seeds]),
-               multi_em(r["think"], ids), baseline_name="SFT from 08", recipe_name="SFT from 09")
+           [loss["short recipe", k, "lacking"] for k in seeds], baseline_name="without traces",
+           recipe_name="with the teacher's traces", items=items_in(lacking_rows, "think"),
+           note=f"control arms: {short} steps")
+book.judge(CLAIMS["mid_loss"], [loss["from 08", k, "multi"] for k in seeds],
+           [loss["short recipe", k, "multi"] for k in seeds],
+           baseline_name="SFT from 08", recipe_name="SFT from 09", items=items_in(multi, "think"),
+           note=f"control arms: {short} steps")
+_ = book.judge(CLAIMS["mid_helps"], short_em("from 08", MULTI_STEP_KINDS), short_em("short recipe", MULTI_STEP_KINDS),
+               baseline_name="SFT from 08", recipe_name="SFT from 09", items=items_in(multi, "think"),
+               note=f"control arms: {short} steps")
 
 # %% [markdown]
 # ## The chat model

@@ -59,16 +59,15 @@ def preference_spec(chapter: str, source: str, scale: str, output_dir: str | Pat
 
 def train_arms(chapter: str, source: str, scale: str, output_dir: str | Path, seeds: Sequence[int],
                losses: Sequence[str], **options: Any) -> dict[str, list[Arm]]:
-    """Every (loss, seed) preference run; a seed draws the same pairs for every loss, at the same budget:
-    ``loss -> [Arm per seed]``."""
-    from smolbook.train import run
+    """Every (loss, seed) preference run, through one :func:`smolbook.train.sweep`; a seed draws the same pairs for
+    every loss, at the same budget: ``loss -> [Arm per seed]``."""
+    from smolbook.train import sweep
 
-    out: dict[str, list[Arm]] = {}
-    for loss in losses:
-        for seed in seeds:
-            spec = preference_spec(chapter, source, scale, output_dir, seed, loss, **options)
-            out.setdefault(loss, []).append(Arm(loss, seed, spec.name, run(spec)))
-    return out
+    specs = {(loss, seed): preference_spec(chapter, source, scale, output_dir, seed, loss, **options)
+             for loss in losses for seed in seeds}
+    done = sweep(specs, desc="preference training")
+    return {loss: [Arm(loss, seed, specs[loss, seed].name, done[loss, seed].result) for seed in seeds]
+            for loss in losses}
 
 
 def pair_lengths(pairs: Any, tokenizer: Any) -> list[int]:

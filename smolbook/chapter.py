@@ -72,17 +72,20 @@ class Chapter:
                            "interval": None, "effect": None, "n_seeds": None, "values": None,
                            "rule": "decided in the chapter"})
 
-    def judge(self, claim: "Claim", baseline: Sequence[float], recipe: Sequence[float], *,
+    def judge(self, claim: "Claim", baseline: "Sequence[float] | float", recipe: Sequence[float], *,
               baseline_name: str = "baseline", recipe_name: str = "recipe", at_chance: bool | None = None,
-              max_effect: float | None = None, note: str = "") -> "Verdict":
-        """Decide an empirical claim by :data:`smolbook.claims.RULE` on per-seed values, record it, print it.
+              max_effect: float | None = None, note: str = "", items: int | None = None) -> "Verdict":
+        """Decide an empirical claim by :data:`smolbook.claims.RULE` on per-seed values (``baseline``: per seed, or one
+        number for a single reference checkpoint), record it, print it.
 
-        The rule is printed with the first verdict of the chapter; every verdict prints its numbers.
+        ``items`` is the number of held-out items each seed's value is computed on: required for a probe (a claim
+        with a ``chance`` level), optional for a loss. The rule is printed with the first verdict of the chapter;
+        every verdict prints its numbers.
         """
         from smolbook.claims import RULE, decide
 
         v = decide(claim, baseline, recipe, baseline_name=baseline_name, recipe_name=recipe_name,
-                   at_chance=at_chance, max_effect=max_effect, note=note)
+                   at_chance=at_chance, max_effect=max_effect, note=note, items=items)
         if not any(r.get("kind") == "empirical" and r.get("rule") == RULE for r in self._record["verdicts"]):
             print("The rule, fixed before the runs:", RULE, "\n")
         self._add_verdict(v.record(self.scale.name))
@@ -188,14 +191,22 @@ def registered_checkpoints(output_dir: str | os.PathLike) -> list[dict[str, Any]
 
 
 def register_checkpoint(output_dir: str | os.PathLike, chapter: str, name: str, path: str | os.PathLike,
-                        step: int | None = None, tokens: int | None = None, final: bool = False) -> Path:
-    """Add (or replace) the entry ``chapter/name`` of the run folder's ``checkpoints.json``."""
+                        step: int | None = None, tokens: int | None = None, final: bool = False,
+                        arm: str | None = None, seed: int | None = None) -> Path:
+    """Add (or replace) the entry ``chapter/name`` of the run folder's ``checkpoints.json`` (a sweep's runs also
+    record their ``arm`` and ``seed``)."""
     path = Path(path).resolve()
     if not (path / "config.json").is_file():
         raise SmolbookError(f"cannot register {chapter}/{name}: {path} holds no checkpoint (config.json)")
     root = Path(output_dir).resolve()
-    entries = [e for e in registered_checkpoints(output_dir) if (e["chapter"], e["name"]) != (chapter, name)]
-    entries.append({"chapter": chapter, "name": name, "path": str(path), "step": step, "tokens": tokens, "final": final})
+    before = registered_checkpoints(output_dir)
+    # Registering the same folder again under its name (a chapter marking a sweep's run as its final checkpoint)
+    # keeps the arm and seed the sweep recorded.
+    same = next((e for e in before if (e["chapter"], e["name"]) == (chapter, name) and Path(e["path"]) == path), {})
+    arm, seed = arm if arm is not None else same.get("arm"), seed if seed is not None else same.get("seed")
+    entries = [e for e in before if (e["chapter"], e["name"]) != (chapter, name)]
+    entry = {"chapter": chapter, "name": name, "path": str(path), "step": step, "tokens": tokens, "final": final}
+    entries.append(entry | {k: v for k, v in (("arm", arm), ("seed", seed)) if v is not None})
     entries = [dict(e, path=str(Path(e["path"]).relative_to(root)) if Path(e["path"]).is_relative_to(root) else e["path"])
                for e in entries]
     target = Path(output_dir) / CHECKPOINTS_FILE

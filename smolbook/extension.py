@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from smolbook.errors import SmolbookError
 from smolbook.scales import LONG_CONTEXT_STAGES, get_scale
 
 STAGES = LONG_CONTEXT_STAGES
@@ -111,6 +112,25 @@ def cloze_at(report: dict[str, Any], lengths: Sequence[int], key: str = "accurac
     """Mean of a cloze-at-a-distance column over the rows of ``lengths`` (rows the report could build)."""
     rows = [r for r in report["cloze"] if r["length"] in set(lengths)]
     return statistics.fmean(r[key] for r in rows) if rows else float("nan")
+
+
+def nearest_cloze_length(data: Any, scale: str) -> int:
+    """The shortest multiple (1, 2, 4, ...) of the scale's base length whose rows hold a cloze prompt (a biography,
+    filler and its question): where later chapters read long context, because chapter 08's extended model is above
+    chance there and at chance far beyond it at ``tiny`` (smoke's 64-token rows hold no prompt)."""
+    from smolbook.evaluate.longcontext import ClozeItems
+
+    base = get_scale(scale).seq_len
+    items = ClozeItems(data, n=2)
+    for m in (1, 2, 4, 8, 16):
+        if items.prompts(m * base) is not None:
+            return m * base
+    raise SmolbookError(f"no cloze prompt fits in {16 * base} tokens at scale {scale}")
+
+
+def cloze_items(report: dict[str, Any], lengths: Sequence[int]) -> int:
+    """How many cloze prompts the report scored at ``lengths`` (the items behind :func:`cloze_at`)."""
+    return sum(int(r["n"]) for r in report["cloze"] if r["length"] in set(lengths))
 
 
 def loss_between(report: dict[str, Any], start: int, end: int) -> float:

@@ -141,15 +141,18 @@ def reasoning_stream(spec: Any, data: Any, budget: dict) -> ConversationStream:
 
 
 def mid_spec(chapter: str, name: str, source: str, scale: str, output_dir: Any, seed: int,
-             max_position_embeddings: int | None = None, kinds: Sequence[str] | None = None) -> Any:
+             max_position_embeddings: int | None = None, kinds: Sequence[str] | None = None,
+             checkpoint_every: int | None = None) -> Any:
     """The run spec of one mid-training run: ``source`` (a checkpoint reference) continued on the reasoning traces,
-    trainer ``pretrain`` with the scale's mid-training budget; the context length of the source is kept."""
+    trainer ``pretrain`` with the scale's mid-training budget; the context length of the source is kept.
+    ``checkpoint_every`` keeps a checkpoint every so many steps (a learning curve evaluates them)."""
     from smolbook.train import DataSpec, ModelSpec, RunSpec
 
     options = {} if kinds is None else {"kinds": list(kinds)}
     return RunSpec(chapter=chapter, name=name, scale=scale, output_dir=str(output_dir), phase="mid_training",
                    seed=seed, model=ModelSpec(checkpoint=source, max_position_embeddings=max_position_embeddings),
-                   data=DataSpec(builder="reasoning-traces", options=options), evaluate=False)
+                   data=DataSpec(builder="reasoning-traces", options=options), evaluate=False,
+                   checkpoint_every=checkpoint_every, keep_checkpoints=checkpoint_every is not None)
 
 
 def answer_loss(checkpoint: Any, rows: Any, mode: str = "think", max_rows: int | None = None) -> float:

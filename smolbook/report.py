@@ -76,14 +76,16 @@ def render_markdown(card: dict[str, Any]) -> str:
     ]
     empirical = [v for v in card["verdicts"] if v["kind"] == "empirical"]
     if empirical:
-        lines += [f"| chapter | claim | effect | {CONFIDENCE:.0%} CI | margin | seeds | verdict | measured |",
-                  "|---|---|---:|---|---:|---:|---|---|"]
+        lines += [f"| chapter | claim | effect | {CONFIDENCE:.0%} CI | margin | seeds | items | chance | verdict "
+                  "| measured |", "|---|---|---:|---|---:|---:|---:|---:|---|---|"]
         for v in empirical:
             eff = "" if v.get("effect") is None else f"{v['effect']:+.4f}"
             ci = "" if not v.get("interval") else f"[{v['interval'][0]:+.4f}, {v['interval'][1]:+.4f}]"
             margin = "" if v.get("margin") is None else f"{v['margin']:g}"
+            items = "" if v.get("items") is None else f"{v['items']:,}"
+            chance = "" if v.get("chance") is None else f"{v['chance']:g}"
             lines.append(f"| {v['chapter']} | {_cell(v['claim'])} | {eff} | {ci} | {margin} | {v.get('n_seeds') or ''} "
-                         f"| {STATUS_MARK[v['status']]} | {_cell(v['measured'])} |")
+                         f"| {items} | {chance} | {STATUS_MARK[v['status']]} | {_cell(v['measured'])} |")
         rules = list(dict.fromkeys(v["rule"] for v in empirical if v.get("rule")))
         lines += [""] + [f"Rule: {r}" for r in rules]
     else:

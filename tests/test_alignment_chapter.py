@@ -92,3 +92,20 @@ def test_task_scores_by_slice_scores_every_row_once(pretrained_run):
     assert all(0.0 <= x <= 1.0 for v in got["07"].values() for x in v)
     with pytest.raises(SmolbookError, match="cannot make"):
         task_scores_by_slice({"07": find_checkpoint(pretrained_run, "07_pretraining")}, rows.select(range(2)), n=3)
+
+
+def test_rejected_answers_are_the_models_own_and_wrong(pretrained_run, pairs_and_tok):
+    """By default the rejected side is the aligned model's own greedy answer (the recipe's weaker source), kept only
+    where it is wrong; a solver that slips is the other choice, and an unknown source is refused."""
+    from smolbook.data import prepare
+
+    pairs, _ = pairs_and_tok
+    solver_spec = preference_spec("12_apo", "chapter:07_pretraining", "smoke", pretrained_run, 0, "apo_zero",
+                                  rejected="solver")
+    data = prepare("smoke", pretrained_run, progress=False)
+    solver = preference_data(solver_spec, data)
+    model_side = {r["rejected"][0]["content"] for r in pairs}
+    assert model_side.isdisjoint(r["rejected"][0]["content"] for r in solver)  # a model's text, not the solver's
+    with pytest.raises(SmolbookError, match="options.rejected"):
+        preference_data(preference_spec("12_apo", "chapter:07_pretraining", "smoke", pretrained_run, 0, "apo_zero",
+                                        rejected="oracle"), data)

@@ -1,4 +1,5 @@
-"""A CPU bf16 training step runs its attention kernel in fp32 (smolbook.train.cpu_attention), only while training."""
+"""CPU training attention (smolbook.train.cpu_attention): the fp32 kernel in bf16 steps, padding-free rows attended
+conversation by conversation, only while training."""
 from __future__ import annotations
 
 import pytest
@@ -6,7 +7,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from smolbook.train import pretrain
-from smolbook.train.cpu_attention import NAME, fp32_attention_on_cpu
+from smolbook.train.cpu_attention import NAME, cpu_training_attention
 from test_train_toys import ToyStream, toy_config, toy_model
 
 
@@ -41,7 +42,7 @@ def test_attention_kernel_gets_fp32_under_autocast_and_keeps_documents_apart(ker
         _packed_logits(model)
         assert {d for t in kernel_dtypes for d in t} == {torch.bfloat16}  # what autocast alone does
         kernel_dtypes.clear()
-        with fp32_attention_on_cpu(model, "bf16") as active:
+        with cpu_training_attention(model) as active:
             assert active and model.config._attn_implementation == NAME
             packed, alone = _packed_logits(model)
         assert {d for t in kernel_dtypes for d in t} == {torch.float32}
@@ -50,14 +51,56 @@ def test_attention_kernel_gets_fp32_under_autocast_and_keeps_documents_apart(ker
     assert model.config._attn_implementation == "sdpa"
 
 
-def test_only_cpu_bf16_sdpa_is_switched():
+def test_only_cpu_sdpa_is_switched():
     model = toy_model()
-    for precision in ("fp32", "auto"):
-        with fp32_attention_on_cpu(model, precision) as active:
-            assert not active and model.config._attn_implementation == "sdpa"
+    with torch.no_grad():
+        with cpu_training_attention(model) as active:  # fp32: switched too (the padding-free path), kernel in fp32
+            assert active and model.config._attn_implementation == NAME
+    assert model.config._attn_implementation == "sdpa"
     model.set_attn_implementation("eager")
-    with fp32_attention_on_cpu(model, "bf16") as active:
+    with cpu_training_attention(model) as active:
         assert not active and model.config._attn_implementation == "eager"
+
+
+def _padding_free_batch(lengths, vocab=64, seed=0):
+    """One flattened row of conversations, as TRL's padding-free collator hands it to the model."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, vocab, (1, sum(lengths)), generator=g)
+    pos = torch.cat([torch.arange(n) for n in lengths])[None]
+    cu = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
+    return dict(input_ids=ids, position_ids=pos, cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=max(lengths),
+                max_length_k=max(lengths))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_padding_free_rows_attend_conversation_by_conversation_exactly(precision, kernel_dtypes):
+    # The segment path must compute what transformers' block-diagonal mask allows: logits and gradients match the
+    # masked sdpa path, and no conversation sees another (each equals its logits alone).
+    lengths = [9, 1, 14, 6]
+    batch = _padding_free_batch(lengths)
+    cast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else torch.autocast("cpu", enabled=False)
+    out, calls = {}, {}
+    for book in (False, True):
+        model = toy_model()
+        ctx = cpu_training_attention(model) if book else torch.autocast("cpu", enabled=False)
+        kernel_dtypes.clear()
+        with ctx, cast:
+            logits = model(**batch, use_cache=False).logits.float()
+            logits.square().mean().backward()
+        calls[book] = len(kernel_dtypes)
+        out[book] = (logits.detach(), model.model.layers[0].self_attn.q_proj.weight.grad.clone())
+    layers = model.config.num_hidden_layers
+    assert calls == {False: layers, True: layers * len(lengths)}  # one kernel call per conversation and layer
+    tol = 2e-2 if precision == "bf16" else 1e-4
+    assert (out[True][0] - out[False][0]).abs().max() < tol
+    assert torch.allclose(out[True][1], out[False][1], atol=tol, rtol=tol)
+    model = toy_model().eval()
+    with torch.no_grad(), cpu_training_attention(model):
+        packed = model(**batch, use_cache=False).logits
+        start = sum(lengths[:2])
+        alone = model(input_ids=batch["input_ids"][:, start:start + lengths[2]],
+                      position_ids=torch.arange(lengths[2])[None], use_cache=False).logits
+    assert (packed[:, start:start + lengths[2]] - alone).abs().max() < 1e-4
 
 
 def test_bf16_run_uses_fp32_attention_and_saves_a_plain_checkpoint(tmp_path, kernel_dtypes):

@@ -173,8 +173,14 @@ def test_win_rates_stage_values_and_pairing():
     assert rates["a"] == pytest.approx(1.5 / 5) and rates["d"] == pytest.approx(1.0)
     assert stage_values(rows, "c2", "t1") == [0.2, 0.7]          # the final's arm, every seed, in seed order
     assert stage_values(rows, "c1", "t1") == [0.5] and stage_values(rows, "nope", "t1") == []
-    assert paired([0.5], [0.2, 0.7]) == ([0.5, 0.5], [0.2, 0.7])  # one common start against each seed
+    assert paired([0.5], [0.2, 0.7]) == (0.5, [0.2, 0.7])  # one common start: a reference against each seed
+    assert paired([0.2, 0.7], [0.5]) == ([0.2, 0.7], 0.5)
     assert paired([1, 2], [3, 4, 5]) == ([1.5], [4.0])
+    # a sweep's runs: the final's arm in seed order from checkpoints.json's arm and seed, whatever their names
+    swept = [{"label": n, "chapter": "c3", "name": n, "arm": arm, "seed": k, "chapter_final": final, "t1": v}
+             for n, arm, k, final, v in (("mid-seed2", "mid", 2, False, 0.3), ("mid", "mid", 0, True, 0.1),
+                                         ("mid-seed1", "mid", 1, False, 0.2), ("short-x-seed0", "x", 0, False, 0.9))]
+    assert stage_values(swept, "c3", "t1") == [0.1, 0.2, 0.3]
 
 
 def test_registered_checkpoints_are_evaluated_once_per_folder(pretrained_run):

@@ -95,3 +95,20 @@ def test_chat_model_format_rates_with_plain_transformers(chat, pretrained_run):
     reported = {r["mode"]: r["format_ok"] for r in chat_scores({"sft": final}, rows, modes=("think", "no_think"),
                                                               max_new_tokens=48)}
     assert reported == pytest.approx(rates)
+
+
+def test_a_learning_curve_reads_every_kept_checkpoint_of_a_run(chat, pretrained_run):
+    """A run that keeps its checkpoints (``checkpoint_every`` in ``sft_spec``) hands each to the learning curve: one
+    record per step and mode, the final step included, each loadable with plain transformers; TRL's rows reach
+    metrics.jsonl as they are logged."""
+    from smolbook.evaluate.chat import learning_curve
+
+    res = run(sft_spec("11_sft", "sft-curve", "chapter:07_pretraining", "smoke", pretrained_run, 0, steps=4,
+                       checkpoint_every=1))
+    steps = res.checkpoints_by_step()
+    assert list(steps) == [1, 2, 3, 4] and steps[4] == res.checkpoint
+    assert [r["step"] for r in res.rows("train")] == [1, 2, 3, 4]
+    rows = chat.heldout_set(("facts",), per_kind=2)
+    curve = learning_curve(steps, rows, max_new_tokens=8)
+    assert [(r["step"], r["mode"]) for r in curve] == [(k, m) for k in (1, 2, 3, 4) for m in ("think", "no_think")]
+    assert all(0 <= r["format_ok"] <= 1 for r in curve)

@@ -202,3 +202,57 @@ def chat_scores(checkpoints: dict[str, Any], rows: Sequence[dict], modes: Sequen
             rec["tokens_per_s"] = teacher.stats.get("tokens_per_s")
             out.append(rec)
     return out
+
+
+def learning_curve(checkpoints: dict[int, Any], rows: Sequence[dict], modes: Sequence[str] = MODES,
+                   max_new_tokens: int = 256, label: str = "run") -> list[dict[str, Any]]:
+    """:func:`chat_scores` of a run's checkpoints by step (``step -> folder``, e.g.
+    :meth:`smolbook.train.TrainResult.checkpoints_by_step`): one record per step and mode, each with its ``step``.
+    The held-out curve a budget is sized from: where format, exact match and tool calls stop rising."""
+    out = []
+    for step, path in sorted(checkpoints.items()):
+        out += [{"step": step, **rec} for rec in chat_scores({f"{label} step {step}": path}, rows, modes,
+                                                              max_new_tokens)]
+    return out
+
+
+def plot_learning_curve(records: Sequence[dict], axes: Sequence[Any], kinds: Sequence[str],
+                        tokens_per_step: int | None = None,
+                        panels: Sequence[str] = ("format", "exact_match", "tools")) -> None:
+    """Panels of :func:`learning_curve` records against steps (or tokens, given ``tokens_per_step``), one axis each:
+    ``format`` (adherence per mode), ``exact_match`` (per answer kind; solid think, dashed no_think) and ``tools``
+    (tool-call match per style)."""
+    unknown = set(panels) - {"format", "exact_match", "tools"}
+    if unknown or len(axes) < len(panels):
+        raise SmolbookError(f"plot_learning_curve: panels are format, exact_match, tools (one axis each), got "
+                            f"{list(panels)} for {len(axes)} axes")
+    ax = dict(zip(panels, axes))
+    scale = tokens_per_step or 1
+    styles = {"think": "-", "no_think": "--"}
+    answer_kinds = [k for k in kinds if k not in TOOL_KINDS and k != "ifeval"]
+    for mode in MODES:
+        recs = sorted((r for r in records if r["mode"] == mode), key=lambda r: r["step"])
+        if not recs:
+            continue
+        x = [r["step"] * scale for r in recs]
+        if "format" in ax:
+            ax["format"].plot(x, [r["format_ok"] for r in recs], styles[mode], marker="o", label=mode)
+        if "exact_match" in ax:
+            for i, kind in enumerate(answer_kinds):
+                ax["exact_match"].plot(x, [r.get(f"correct/{kind}") for r in recs], styles[mode], color=f"C{i}",
+                                       label=kind if mode == "think" else None)
+        if "tools" in ax:
+            for i, kind in enumerate(k for k in kinds if k in TOOL_KINDS):
+                ax["tools"].plot(x, [r.get(f"correct/{kind}") for r in recs], styles[mode], color=f"C{i}",
+                                 marker="o", label=f"{kind} ({mode})")
+    titles = {"format": "format adherence per mode", "exact_match": "exact match per kind\n(solid: think, dashed: "
+              "no_think)", "tools": "tool-call match per style"}
+    for name, a in ax.items():
+        a.set(xlabel="tokens trained" if tokens_per_step else "step", ylim=(-0.02, 1.02), title=titles[name])
+        a.legend(fontsize=7, ncol=2)
+    axes[0].set_ylabel("held-out score")
+
+
+def items_in(rows: Sequence[dict], mode: str, kinds: Sequence[str] | None = None) -> int:
+    """How many of ``rows`` an evaluation in ``mode`` scores (of ``kinds``, default all): a verdict's item count."""
+    return sum(r["mode"] == mode and (kinds is None or r["kind"] in kinds) for r in rows)

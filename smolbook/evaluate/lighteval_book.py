@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from smolbook.data.chat import KINDS
 from smolbook.errors import SmolbookError
 from smolbook.scales import Scale, get_scale
 
@@ -37,11 +38,22 @@ class EvalSizes:
     only_final: bool           # evaluate each chapter's final checkpoint only (smoke: the path, in seconds)
     chat_on_chain_only: bool   # the chat suite on the chain's checkpoints only (CPU scales: minutes per chapter)
 
+    @property
+    def chat_items(self) -> int:
+        """Chat rows behind one checkpoint's chat score (every kind; each row answered in its own mode)."""
+        return self.chat_per_kind * len(KINDS)
+
+    @property
+    def lc_total(self) -> int:
+        """Cloze prompts behind one checkpoint's long-context score."""
+        return self.lc_items * len(self.lc_lengths)
+
 
 def eval_sizes(scale: str | Scale) -> EvalSizes:
     """Derived from the scale's own fields: the base tasks at the scale's held-out size (at most 24 items at CPU
-    scales, where some twenty checkpoints share the chapter's 4 minutes), one chat row per kind and mode, and the
-    long-context cloze at 8x the training length (the first extension's x8 stands for 32k; GPU scales add 2x)."""
+    scales, where some twenty checkpoints share the chapter's 4 minutes), four chat rows per kind at CPU scales, and the
+    long-context cloze: at CPU scales at the training length on 64 held-out people (where chapter 08's extended model
+    is above chance: at 8x it is not), on GPU scales at 2x and 8x (the first extension's x8 stands for 32k)."""
     s = get_scale(scale)
     L = s.seq_len
     cpu = s.device == "cpu"
@@ -49,9 +61,9 @@ def eval_sizes(scale: str | Scale) -> EvalSizes:
     if n < 16:   # a smoke-sized scale proves the path: a few items, each chapter's final checkpoint
         return EvalSizes(base_items=4, chat_per_kind=1, chat_max_new_tokens=8, lc_lengths=(4 * L,), lc_items=2,
                          only_final=True, chat_on_chain_only=True)
-    return EvalSizes(base_items=min(n, 24) if cpu else n, chat_per_kind=2 if cpu else max(8, n // 4),
-                     chat_max_new_tokens=96 if cpu else 512, lc_lengths=(8 * L,) if cpu else (2 * L, 8 * L),
-                     lc_items=12 if cpu else 64, only_final=False, chat_on_chain_only=cpu)
+    return EvalSizes(base_items=min(n, 24) if cpu else n, chat_per_kind=4 if cpu else max(8, n // 4),
+                     chat_max_new_tokens=96 if cpu else 512, lc_lengths=(L,) if cpu else (2 * L, 8 * L),
+                     lc_items=64, only_final=False, chat_on_chain_only=cpu)
 
 
 def checkpoints_to_evaluate(output_dir: str | os.PathLike, chapters: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -97,6 +109,9 @@ def long_context_score(path: str | os.PathLike, data: Any, scale: str | Scale, s
 
 
 def _wanted(entry: dict, only: dict[str, Sequence[str]] | None) -> bool:
+    """Whether ``only`` (chapter -> names or sweep arms) keeps this checkpoint."""
+    if only and entry["chapter"] in only and entry.get("arm") in only[entry["chapter"]]:
+        return True
     if not only or entry["chapter"] not in only:
         return True
     names = {entry["name"], *(a.split("/", 1)[1] for a in entry["aliases"])}
@@ -241,20 +256,23 @@ def stage_values(rows: Sequence[dict], chapter: str, task: str) -> list[float]:
     final = next((r for r in mine.values() if r.get("chapter_final")), None)
     if final is None:
         return []
-    chosen = [mine[n] for n in arm_seeds(final["name"], list(mine))]
+    if final.get("arm") is not None:  # a sweep's run: its arm's checkpoint of every seed, as checkpoints.json says
+        chosen = sorted((r for r in mine.values() if r.get("arm") == final["arm"]), key=lambda r: r.get("seed", 0))
+    else:
+        chosen = [mine[n] for n in arm_seeds(final["name"], list(mine))]
     return [v for r in chosen if (v := _value(r, task)) is not None]
 
 
-def paired(a: Sequence[float], b: Sequence[float]) -> tuple[list[float], list[float]]:
+def paired(a: Sequence[float], b: Sequence[float]) -> tuple[list[float] | float, list[float] | float]:
     """Two stages' values compared seed by seed: a stage with one checkpoint (the one model every seed of the next
-    stage started from) is repeated against each seed; other unequal counts fall back to each stage's mean (one
-    value each, which the book's rule reports as under-powered)."""
+    stage started from) is one reference value against each seed (:func:`smolbook.claims.decide`); other unequal
+    counts fall back to each stage's mean (one value each, which the book's rule reports as under-powered)."""
     if len(a) == len(b):
         return list(a), list(b)
     if len(a) == 1:
-        return list(a) * len(b), list(b)
+        return a[0], list(b)
     if len(b) == 1:
-        return list(a), list(b) * len(a)
+        return list(a), b[0]
     return [statistics.fmean(a)] if a else [], [statistics.fmean(b)] if b else []
 
 

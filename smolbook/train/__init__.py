@@ -2,6 +2,7 @@
 
 * :mod:`smolbook.train.spec`       ``RunSpec``: where the model comes from, the data, budget, schedule, resume (YAML)
 * :mod:`smolbook.train.run`        ``run(spec)``: resolve it, train it with the scale's launcher, register checkpoints
+* :mod:`smolbook.train.sweep`      ``sweep({(arm, seed): spec})``: arms x seeds, side by side in worker processes on CPU
 * :mod:`smolbook.train.config`     ``TrainConfig`` (the recipe's optimiser and schedule defaults)
 * :mod:`smolbook.train.optim`      AdamW groups (token embedding without weight decay) and the WSD/cosine scheduler
 * :mod:`smolbook.train.loop`       the training loop (DDP/FSDP via accelerate), metrics.jsonl, signals
@@ -14,6 +15,7 @@ from smolbook.train.launch import register_cli
 from smolbook.train.loop import TrainResult, pretrain
 from smolbook.train.run import run
 from smolbook.train.spec import BudgetSpec, DataSpec, ModelSpec, RunSpec, ScheduleSpec
+from smolbook.train.sweep import SweepRun, sweep
 
 __all__ = ["BudgetSpec", "DataSpec", "ModelSpec", "RunSpec", "ScheduleSpec", "TrainConfig", "TrainResult",
-           "latest_checkpoint", "pretrain", "register_cli", "run"]
+           "SweepRun", "latest_checkpoint", "pretrain", "register_cli", "run", "sweep"]

@@ -32,7 +32,7 @@ from smolbook.errors import SmolbookError
 from smolbook.quiet import quiet_libraries
 from smolbook.train import checkpoint as ckpt_mod
 from smolbook.train.config import TrainConfig
-from smolbook.train.cpu_attention import fp32_attention_on_cpu
+from smolbook.train.cpu_attention import cpu_training_attention
 from smolbook.train.optim import build_optimizer, build_scheduler
 
 METRICS_FILE = "metrics.jsonl"
@@ -56,6 +56,18 @@ class TrainResult:
         """(steps, values) of one metric."""
         rows = [r for r in self.rows(kind) if key in r]
         return [r["step"] for r in rows], [r[key] for r in rows]
+
+    def checkpoints_by_step(self) -> dict[int, Path]:
+        """Every model checkpoint the run kept, by step: the pretraining loop's ``checkpoints/step-N``, TRL's
+        ``trl/checkpoint-N`` and the final one (what a learning curve evaluates)."""
+        found = {int(p.name.split("-")[-1]): p for p in ckpt_mod.list_checkpoints(self.output_dir)}
+        trl = self.output_dir / "trl"
+        if trl.is_dir():
+            found |= {int(p.name.split("-")[-1]): p for p in trl.glob("checkpoint-*")
+                      if (p / "config.json").is_file()}
+        if self.checkpoint is not None:
+            found[int(ckpt_mod.read_state(self.checkpoint).get("step", max(found, default=0)))] = self.checkpoint
+        return dict(sorted(found.items()))
 
     @classmethod
     def from_dir(cls, output_dir: str | Path) -> "TrainResult":
@@ -320,8 +332,7 @@ def pretrain(
     interrupted = False
     t_run = last_postfix = time.perf_counter()
     try:
-        with _stop_on_signals() as stop, fp32_attention_on_cpu(accelerator.unwrap_model(model),
-                                                               resolve_precision(config)):
+        with _stop_on_signals() as stop, cpu_training_attention(accelerator.unwrap_model(model)):
             for step in range(start, config.steps):
                 t0 = time.perf_counter()
                 try:

@@ -143,25 +143,40 @@ def _reasoning_traces(spec: RunSpec, data: Any, budget: dict) -> Any:
 @data_builder("preference-pairs")
 def _preference_pairs(spec: RunSpec, data: Any, budget: dict) -> Any:
     """Preference pairs in both modes: offline, the chosen answer from the solver (verified right) and the rejected
-    from a weaker solver (verified wrong; ``options.rejected_error_rate``) over the prompts of ``options.kinds``;
-    online, the released preference mixture streamed from the hub."""
+    one from a weaker source (verified wrong or ill-formed) over the prompts of ``options.kinds``; online, the
+    released preference mixture streamed from the hub.
+
+    The weaker source (``options.rejected``) is by default the model being aligned itself (``model``: the SFT
+    checkpoint's own greedy answers, the recipe's "rejected from a weaker model" with the nearest weaker model at
+    hand), so a pair holds what this model gets wrong; ``solver`` is a solver that slips at
+    ``options.rejected_error_rate``."""
     if not get_scale(spec.scale).offline:
         from smolbook.data.hub_chat import open_chat_dataset, released_source
 
         return open_chat_dataset(released_source("apo"), streaming=True, seed=spec.seed)
+    from smolbook.chapter import resolve_checkpoint
     from smolbook.data.chat import shared_chat_data
     from smolbook.data.preferences import preference_pairs
+    from smolbook.evaluate.chat import folder_teacher
     from smolbook.teacher import SolverTeacher
 
     opts = spec.data.options
+    source = opts.get("rejected", "model")
+    if source not in ("model", "solver"):
+        raise SmolbookError(f"data.options.rejected must be 'model' (the model's own answers) or 'solver', got {source!r}")
     prompts = shared_chat_data(spec.scale, data.seed).mixture(tuple(opts.get("kinds", ("math", "code", "facts"))),
                                                                    seed=spec.seed)
-    # The trainer reads steps x rows pairs: make (and have TRL tokenize) only those, from twice as many prompts for
-    # the pairs verification drops; the mixture is shuffled, so both modes and every kind stay.
+    # The trainer reads steps x rows pairs: make (and have TRL tokenize) only those, from more prompts for the pairs
+    # verification drops (the model's right answers make no pair); the mixture is shuffled, so both modes and every
+    # kind stay.
     need = budget["steps"] * budget["rows"]
-    prompts = prompts.select(range(min(len(prompts), 2 * need)))
-    pairs, _ = preference_pairs(list(prompts), SolverTeacher(seed=spec.seed),
-                                SolverTeacher(error_rate=float(opts.get("rejected_error_rate", 1.0)), seed=spec.seed + 1))
+    prompts = prompts.select(range(min(len(prompts), int(opts.get("prompts_per_pair", 3)) * need)))
+    if source == "model":
+        rejected = folder_teacher(resolve_checkpoint(spec.output_dir, spec.model.checkpoint), "rejected",
+                                  max_new_tokens=int(opts.get("max_new_tokens", 192)))
+    else:
+        rejected = SolverTeacher(error_rate=float(opts.get("rejected_error_rate", 1.0)), seed=spec.seed + 1)
+    pairs, _ = preference_pairs(list(prompts), SolverTeacher(seed=spec.seed), rejected)
     return pairs.shuffle(seed=spec.seed).select(range(min(len(pairs), need)))
 
 
@@ -231,6 +246,8 @@ def resolve_config(spec: RunSpec) -> TrainConfig:
     ckpt_every = spec.checkpoint_every if spec.checkpoint_every is not None else (
         every if pre else max(1, budget["steps"] // 2))
     # A row whose logits pass 2^30 numbers (2 GB in bf16: the 3B's 32k and 64k rows) computes its loss in chunks.
+    if spec.keep_checkpoints:
+        extra["keep_last_checkpoints"] = 0
     if budget["seq_len"] * s.model.vocab_size > LOGITS_PER_ROW_LIMIT:
         extra["loss_chunk_tokens"] = LOSS_CHUNK_TOKENS
     return TrainConfig(steps=budget["steps"], learning_rate=budget["learning_rate"],
@@ -353,13 +370,15 @@ def _resume_decision(spec: RunSpec, run_dir: Path) -> bool:
 
 
 # -- running ------------------------------------------------------------------------------------------------------
-def train_here(spec: RunSpec) -> TrainResult:
-    """Train a spec in this process (on every rank of a launched run): what every launcher ends in."""
+def train_here(spec: RunSpec, progress: bool = True) -> TrainResult:
+    """Train a spec in this process (on every rank of a launched run): what every launcher ends in. ``progress``:
+    the trainer's own progress bar (a sweep's worker processes show none; the sweep draws one for all runs)."""
     from smolbook.train.loop import pretrain
 
     run_dir = spec.run_dir
     resume = _resume_decision(spec, run_dir)
     r = resolve(spec)
+    r.config.progress = progress
     run_dir.mkdir(parents=True, exist_ok=True)
     if spec.branch_from is not None and not resume:
         resume = _branch(spec, run_dir)
@@ -467,7 +486,7 @@ class TrainingInterrupted(SmolbookError):
     """A run stopped before its end (a signal, a preempted or timed-out job); its last checkpoint is saved."""
 
 
-def run(spec: RunSpec | str | Path) -> TrainResult:
+def run(spec: RunSpec | str | Path, arm: str | None = None) -> TrainResult:
     """Run a spec the way its scale says, read the result back from the run folder and register its checkpoints.
 
     in-process (smoke, tiny); ``accelerate launch`` as a subprocess (small); inside a SLURM job (``smolbook
@@ -504,7 +523,7 @@ def run(spec: RunSpec | str | Path) -> TrainResult:
     if result.interrupted:
         raise TrainingInterrupted(f"run {spec.ref} stopped at its checkpoint {result.checkpoint}; run it again (or "
                                   f"let the requeued job run) and it continues from there")
-    register(spec, result)
+    register(spec, result, arm=arm)
     return result
 
 
@@ -527,9 +546,10 @@ def _stale(spec: RunSpec, run_dir: Path) -> bool:
         return False  # written by a launched run that predates run.json: trust its final checkpoint
 
 
-def register(spec: RunSpec, result: TrainResult) -> list[str]:
-    """Register a finished run's final checkpoint as ``chapter:<chapter>/<name>`` and, with ``register_stages``,
-    the checkpoint at the end of each data stage under the stage's name; returns the names registered."""
+def register(spec: RunSpec, result: TrainResult, arm: str | None = None) -> list[str]:
+    """Register a finished run's final checkpoint as ``chapter:<chapter>/<name>`` (with its seed, and its arm when
+    it is one of a sweep) and, with ``register_stages``, the checkpoint at the end of each data stage under the
+    stage's name; returns the names registered."""
     from smolbook.chapter import register_checkpoint
 
     final = spec.run_dir / "final"
@@ -537,7 +557,7 @@ def register(spec: RunSpec, result: TrainResult) -> list[str]:
         raise SmolbookError(f"run {spec.ref} finished without a final checkpoint in {final}")
     state = ckpt_mod.read_state(final)
     register_checkpoint(spec.output_dir, spec.chapter, spec.name, final, step=state.get("step"),
-                        tokens=state.get("tokens"), final=spec.final)
+                        tokens=state.get("tokens"), final=spec.final, arm=arm, seed=spec.seed)
     names = [spec.name]
     if spec.register_stages:
         info = json.loads((spec.run_dir / RUN_FILE).read_text())

@@ -117,6 +117,7 @@ class RunSpec:
     evaluate: bool = True
     eval_every: int | None = None
     checkpoint_every: int | None = None
+    keep_checkpoints: bool = False  # keep every checkpoint the run writes (a learning curve evaluates them)
     register_stages: bool = False  # also register the checkpoint at the end of every data stage (pretraining)
     # Register the final checkpoint as the chapter's final one (what ``start_from(chapter)`` returns); a control
     # arm, another seed or an intermediate stage sets False so it never stands in for the chapter's model.

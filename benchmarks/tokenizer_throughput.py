@@ -1,6 +1,6 @@
 """Tokenization throughput: ``datasets.map`` single-process vs ``num_proc=2``, side by side in one run.
 
-    python benchmarks/tokenize.py --scale tiny --output-dir runs/tiny
+    python benchmarks/tokenizer_throughput.py --scale tiny --output-dir runs/tiny
 
 Uses the book's own corpus and tokenizer (``smolbook.data.prepare``, built if absent). Prints
 tokens/s for each setting and the ratio (num_proc=2 over single process). The tokenizer's Rust

@@ -1,0 +1,139 @@
+"""``sweep(runs)``: arms x seeds of run specs, trained the one way every run trains (:func:`smolbook.train.run`).
+
+A chapter that compares arms over seeds hands the specs here, keyed by ``(arm, seed)``, and gets back one
+:class:`SweepRun` per key with the run's result. Each run is a plain :class:`~smolbook.train.spec.RunSpec`: its
+fingerprint (spec + data + library) decides whether it is already done, its folder holds ``spec.yaml`` and its
+final checkpoint is registered in ``checkpoints.json`` with its arm and seed.
+
+On a CPU the runs train side by side in spawned one-thread worker processes (at most one per torch thread of this
+process), which keeps more of the cores busy than one process with several threads does at the offline scales'
+sizes: measured on this book's 2-core machine, one pretraining process with two threads made 15.2k tokens/s, two
+one-thread processes 10.2k + 9.4k. One progress bar counts the steps of all runs from their ``metrics.jsonl``.
+On a GPU, at launched scales, and with ``workers=1`` they train here one after another.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from smolbook.errors import SmolbookError
+from smolbook.scales import get_scale
+from smolbook.train.loop import TrainResult
+from smolbook.data import prepare
+from smolbook.train.run import (TrainingInterrupted, budget_of, corpus_seed_of, launcher_of, register, run,
+                                 train_here)
+from smolbook.train.spec import RunSpec
+
+
+@dataclass
+class SweepRun:
+    """One arm x seed of a sweep: its spec and what the run left behind."""
+
+    arm: str
+    seed: int
+    spec: RunSpec
+    result: TrainResult
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.result.checkpoint
+
+    @property
+    def ref(self) -> str:
+        return self.spec.ref
+
+
+def plan_workers(specs: list[RunSpec], workers: int | None = None) -> int:
+    """How many processes train a sweep: ``workers`` when given, else on a CPU with in-process runs one per torch
+    thread of this process (``OMP_NUM_THREADS`` or the cores), at most one per run; 1 elsewhere."""
+    if workers is not None:
+        if int(workers) < 1:
+            raise SmolbookError(f"workers must be at least 1, got {workers}")
+        return min(int(workers), max(1, len(specs)))
+    if not specs or any(get_scale(s.scale).device != "cpu" or launcher_of(s.scale) != "inprocess" for s in specs):
+        return 1
+    return max(1, min(torch.get_num_threads(), len(specs)))
+
+
+def sweep(runs: Mapping[tuple[str, int], RunSpec], *, workers: int | None = None, progress: bool = True,
+          desc: str = "runs") -> dict[tuple[str, int], SweepRun]:
+    """Train every ``(arm, seed) -> spec`` (skipping runs already done with the same fingerprint) and return
+    ``(arm, seed) -> SweepRun`` in the order given. Checkpoints are registered with their arm and seed."""
+    keys = list(runs)
+    for arm, seed in keys:
+        if runs[arm, seed].seed != seed:
+            raise SmolbookError(f"sweep: run ({arm!r}, {seed}) has spec seed {runs[arm, seed].seed}; key it by its seed")
+    refs = [runs[k].ref for k in keys]
+    if len(set(refs)) != len(refs):
+        raise SmolbookError(f"sweep: two runs share a folder ({', '.join(sorted({r for r in refs if refs.count(r) > 1}))})"
+                            "; give each arm x seed its own name")
+    specs = [runs[k] for k in keys]
+    n = plan_workers(specs, workers)
+    if n == 1:
+        results = {(arm, seed): run(runs[arm, seed], arm=arm) for arm, seed in keys}
+    else:
+        results = dict(zip(keys, _side_by_side(specs, n, progress, desc)))
+        for (arm, _), spec in runs.items():
+            if results[arm, spec.seed].interrupted:
+                raise TrainingInterrupted(f"run {spec.ref} stopped at its checkpoint; run it again and it continues "
+                                          "from there")
+            register(spec, results[arm, spec.seed], arm=arm)
+    return {(arm, seed): SweepRun(arm, seed, runs[arm, seed], results[arm, seed]) for arm, seed in keys}
+
+
+def _worker(spec_dict: dict[str, Any], threads: int) -> str:
+    """A worker process's job: one run in this process, ``threads`` torch threads, no progress bars of its own."""
+    from smolbook.quiet import quiet_libraries
+
+    quiet_libraries()
+    torch.set_num_threads(threads)
+    spec = RunSpec.from_dict(spec_dict)
+    train_here(spec, progress=False)
+    return str(spec.run_dir)
+
+
+def _side_by_side(specs: list[RunSpec], workers: int, progress: bool, desc: str) -> list[TrainResult]:
+    """Train ``specs`` in ``workers`` spawned processes (longest first); the last ones, with fewer runs left beside
+    them, get more threads."""
+    # The data folder is built (or checked) here, once: workers only read it.
+    for scale, out, seed in {(s.scale, str(Path(s.output_dir).resolve()), corpus_seed_of(s)) for s in specs}:
+        prepare(scale, out, seed=seed, progress=False)
+    order = sorted(range(len(specs)), key=lambda i: -budget_of(specs[i])["steps"])
+    budget = max(torch.get_num_threads(), workers)
+    total = sum(budget_of(s)["steps"] for s in specs)
+    # Spawned workers inherit the environment: one thread each unless the run is among the last.
+    pool = mp.get_context("spawn").Pool(workers)
+    try:
+        pending = {i: pool.apply_async(_worker, (specs[i].to_dict(), max(1, budget // min(workers, len(specs) - j))))
+                   for j, i in enumerate(order)}
+        with tqdm(total=total, desc=f"{desc}: steps of {len(specs)} runs", disable=not progress, mininterval=1.0,
+                  dynamic_ncols=True) as bar:
+            while True:
+                done = sum(r.ready() for r in pending.values())
+                steps = sum(min(_steps_logged(specs[i].run_dir), budget_of(specs[i])["steps"]) for i in pending)
+                bar.update(min(steps, total) - bar.n)
+                bar.set_postfix(runs_done=f"{done}/{len(specs)}", refresh=False)
+                if done == len(specs):
+                    break
+                next(r for r in pending.values() if not r.ready()).wait(1.0)
+            bar.update(total - bar.n)
+        for r in pending.values():
+            r.get()  # a worker's error surfaces here, with its traceback
+    finally:
+        pool.terminate()
+        pool.join()
+    return [TrainResult.from_dir(s.run_dir) for s in specs]
+
+
+def _steps_logged(run_dir: Path) -> int:
+    try:
+        return (run_dir / "metrics.jsonl").read_text().count('"kind": "train"')
+    except OSError:
+        return 0
+
