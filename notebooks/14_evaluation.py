@@ -56,7 +56,7 @@ STAGES = {"base": "08_long_context", "mid-training": "09_midtraining", "SFT": "1
           "merge": "13_merging"}
 # The recipe's line of checkpoints; the chapters' ablation arms (07's constant learning rate, 08's NoPE and
 # upsampling twins, 11's control arms) were judged in their own chapters; 11 keeps its recipe arm's seeds.
-ONLY = {"07_pretraining": ("stable", "stable-2", "decay", "pretrain"), "08_long_context": ("lc-32k", "lc-64k"), "11_sft": ("recipe",)}
+ONLY = {"07_pretraining": ("stable", "stable-2", "decay", "pretrain"), "08_long_context": ("lc-32k", "lc-64k"), "11_sft": ("recipe", "sft")}
 for chapter in book.needs:
     book.start_from(chapter)   # a clear error names the chapter to run first when one is missing
 print(f"{s.name}: {sizes.base_items} items per base task, {sizes.chat_per_kind} chat rows per kind (both modes), "

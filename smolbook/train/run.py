@@ -377,6 +377,8 @@ def train_here(spec: RunSpec, progress: bool = True) -> TrainResult:
 
     run_dir = spec.run_dir
     resume = _resume_decision(spec, run_dir)
+    if resume and (run_dir / "final" / ckpt_mod.STATE_FILE).is_file() and not _stale(spec, run_dir):
+        return TrainResult.from_dir(run_dir)  # already done by the same spec and library: build no model, no data
     r = resolve(spec)
     r.config.progress = progress
     run_dir.mkdir(parents=True, exist_ok=True)
