@@ -112,23 +112,17 @@ plt.show()
 
 # %%
 lc = abl.long_context_value
-reps = [r.final["long_context"] for r in ab.runs]
-# The held-out items behind each seed's value past the training length (the fewest over the runs): the cloze
-# questions (the same held-out people at each distance beyond) and the RULER prompts (drawn afresh per length).
-beyond_rows = [[row for row in rep["cloze"] if row["length"] > rep["train_length"]] for rep in reps]
-cloze_items = min(max((row["n"] for row in rows), default=0) for rows in beyond_rows)
-distances = min(len(rows) for rows in beyond_rows)
-ruler_items = min(sum(row["n"] for row in rep.get("ruler", []) if row["multiple"] > 1) for rep in reps)
+items = abl.long_context_items(ab)
 ruler_control = abl.spread_summary(ab.values(nope, lc("ruler_control_beyond")))["mean"]
 ab.judge(book, SHORT, base, nope, "valid_loss")
 recipe_within = abl.spread_summary(ab.values(nope, lc("cloze_within")))["mean"]
-ab.judge(book, FAR_FACT, base, nope, lc("restate_gain_beyond"), items=cloze_items,
-         note=f"each held-out fact asked at {distances} distance(s) past the training length")
-ab.judge(book, CLOZE, base, nope, lc("cloze_beyond"), items=cloze_items,
-         note=f"each question asked at {distances} distance(s); within the training length the recipe arm scores "
+ab.judge(book, FAR_FACT, base, nope, lc("restate_gain_beyond"), items=items["cloze"],
+         note=f"each held-out fact asked at {items['distances']} distance(s) past the training length")
+ab.judge(book, CLOZE, base, nope, lc("cloze_beyond"), items=items["cloze"],
+         note=f"each question asked at {items['distances']} distance(s); within the training length the recipe arm scores "
               f"{recipe_within:.3f}")
 ab.judge(book, LOSS_FAR, base, nope, lc("loss_beyond"))
-ab.judge(book, RULER, base, nope, lc("ruler_beyond"), items=ruler_items,
+ab.judge(book, RULER, base, nope, lc("ruler_beyond"), items=items["ruler"],
          at_chance=not any(r.final["long_context"]["ruler_moved"] for r in ab.runs),
          note=f"the shuffled-answer control scores {ruler_control:.3f} in the recipe arm")
 for a in ab.arms:

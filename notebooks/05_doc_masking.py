@@ -97,12 +97,9 @@ plt.show()
 lc = abl.long_context_value
 peak = lambda r: max(g for s, g in zip(*r.series("grad_norm")) if s > book.scale.warmup_steps)  # noqa: E731
 ab.judge(book, SHORT, off, on, "valid_loss")
-reps = [r.final["long_context"] for r in ab.runs]
-# the held-out cloze facts behind each seed's gain past the training length (the same people at each distance beyond)
-beyond_rows = [[row for row in rep["cloze"] if row["length"] > rep["train_length"]] for rep in reps]
-fact_items = min(max((row["n"] for row in rows), default=0) for rows in beyond_rows)
-ab.judge(book, FAR_FACT, off, on, lc("restate_gain_beyond"), items=fact_items,
-         note=f"each held-out fact asked at {min(len(rows) for rows in beyond_rows)} distance(s) past the training length")
+items = abl.long_context_items(ab)
+ab.judge(book, FAR_FACT, off, on, lc("restate_gain_beyond"), items=items["cloze"],
+         note=f"each held-out fact asked at {items['distances']} distance(s) past the training length")
 ab.judge(book, STABLE, off, on, peak)
 for a in ab.arms:
     for key, fn, unit in (("final validation loss", lambda r: r.last("valid_loss"), "nats/token"),

@@ -26,6 +26,7 @@ import torch
 
 from smolbook.errors import SmolbookError
 from smolbook.scales import Scale, get_scale
+from smolbook.train.sweep import wait_with_progress, worker_count
 
 SHARED_RECIPE_DIR = "recipe"
 CLOZE_EXAMPLES = 48  # held-out cloze rows scored at every validation (in-context retrieval as it emerges)
@@ -187,6 +188,17 @@ def long_context_value(key: str) -> Callable[["Run"], float]:
     return lambda run: float(run.final["long_context"][key])
 
 
+def long_context_items(ab: "Ablation") -> dict[str, int]:
+    """The held-out items behind each seed's long-context values past the training length, the fewest over the runs
+    (what a verdict states): ``cloze`` the distinct held-out facts (the same people are asked at every distance
+    beyond), ``distances`` how many distances beyond, ``ruler`` the RULER prompts (drawn afresh per length)."""
+    reps = [r.final["long_context"] for r in ab.runs]
+    beyond = [[row for row in rep["cloze"] if row["length"] > rep["train_length"]] for rep in reps]
+    return {"cloze": min(max((row["n"] for row in rows), default=0) for rows in beyond),
+            "distances": min(len(rows) for rows in beyond),
+            "ruler": min(sum(row["n"] for row in rep.get("ruler", []) if row["multiple"] > 1) for rep in reps)}
+
+
 def long_context_reports(ab: "Ablation") -> dict[str, list[dict[str, Any]]]:
     """Per arm (labelled, the recipe marked), its runs' long-context reports: what ``plot_report`` draws."""
     return {a.name + (" (recipe)" if a.recipe else ""): [r.final["long_context"] for r in ab.arm_runs(a.name)]
@@ -293,20 +305,9 @@ def run_arms(name: str, arms: Sequence[Arm], scale: str | Scale, output_dir: str
 
 
 def plan_workers(scale: str | Scale, n_runs: int, workers: int | None = None) -> int:
-    """How many processes train an ablation's runs: ``workers`` when given, else on a CPU one per torch thread of
-    this process (``OMP_NUM_THREADS`` or the cores), at most one per run; 1 on a GPU (runs train here).
-
-    Why processes: at the offline scales a training step is many small kernels, and one process with two
-    threads gets about 1.6x one thread, where two one-thread processes get 2x (measured on this book's 2-core
-    machine: 15.2k tokens/s in one process, 10.2k + 9.4k side by side)."""
-    s = get_scale(scale)
-    if workers is not None:
-        if int(workers) < 1:
-            raise SmolbookError(f"workers must be at least 1, got {workers}")
-        return min(int(workers), max(1, n_runs))
-    if s.device != "cpu":
-        return 1
-    return max(1, min(torch.get_num_threads(), n_runs))
+    """How many processes train an ablation's runs: :func:`smolbook.train.sweep.worker_count` for the scale's
+    device (on a CPU one per torch thread, at most one per run; 1 on a GPU, where runs train here)."""
+    return worker_count(get_scale(scale).device, n_runs, workers)
 
 
 def _train_config(s: Scale, train: dict[str, Any], progress: bool) -> Any:
@@ -390,7 +391,7 @@ def _train_jobs(name: str, jobs: list[dict[str, Any]], s: Scale, data: Any, max_
         pending = [(job, pool.apply_async(_worker_train, (job, str(data.root.parent), int(data.seed), s, max_valid_rows,
                                                            max(1, budget // min(workers, len(jobs) - i)))))
                    for i, job in enumerate(jobs)]
-        _wait_with_progress(name, pending, progress)
+        wait_with_progress(name, [(job["run"].output_dir, job["run"].steps, res) for job, res in pending], progress)
         for job, res in pending:
             _finish(job["run"], res.get())
     finally:
@@ -400,34 +401,6 @@ def _train_jobs(name: str, jobs: list[dict[str, Any]], s: Scale, data: Any, max_
 
 def _finish(run: Run, out: dict[str, Any]) -> None:
     run.metrics, run.seconds = out["metrics"], out["seconds"]
-
-
-def _wait_with_progress(name: str, pending: list[tuple[dict[str, Any], Any]], progress: bool) -> None:
-    """One bar over the steps of all runs, read from the runs' own metrics.jsonl (flushed about once a second)."""
-    from tqdm.auto import tqdm
-
-    total = sum(job["run"].steps for job, _ in pending)
-    with tqdm(total=total, desc=f"{name}: steps of {len(pending)} runs", disable=not progress, mininterval=1.0,
-              dynamic_ncols=True) as bar:
-        while True:
-            done = sum(res.ready() for _, res in pending)
-            steps = sum(_steps_logged(job["run"].output_dir) for job, _ in pending)
-            bar.update(min(steps, total) - bar.n)
-            bar.set_postfix(runs_done=f"{done}/{len(pending)}", refresh=False)
-            if done == len(pending):
-                break
-            for _, res in pending:
-                if not res.ready():
-                    res.wait(1.0)
-                    break
-        bar.update(total - bar.n)
-
-
-def _steps_logged(out: Path) -> int:
-    try:
-        return (out / "metrics.jsonl").read_text().count('"kind": "train"')
-    except OSError:
-        return 0
 
 
 def match_parameters(config: Any, target: int) -> Any:

@@ -32,6 +32,10 @@ def test_side_by_side_runs_are_registered_with_arm_and_seed_and_not_retrained(tm
     stamp = (done["gqa", 0].checkpoint / "model.safetensors").stat().st_mtime_ns
     again = sweep(runs, workers=1, progress=False)  # the same fingerprint: read back, not retrained
     assert (again["gqa", 0].checkpoint / "model.safetensors").stat().st_mtime_ns == stamp
+    runs["mha", 1] = _spec(out, "mha-seed1", 1, num_key_value_heads=4)  # one new run beside two done ones
+    mixed = sweep(runs, workers=2, progress=False)
+    assert (mixed["gqa", 0].checkpoint / "model.safetensors").stat().st_mtime_ns == stamp
+    assert (mixed["mha", 1].checkpoint / "config.json").is_file() and list(mixed) == list(runs)
 
 
 def test_a_sweep_refuses_keys_that_do_not_match_their_runs(tmp_path):

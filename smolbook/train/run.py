@@ -359,10 +359,7 @@ def _resume_decision(spec: RunSpec, run_dir: Path) -> bool:
         return have
     if not have:
         return False
-    try:
-        same = json.loads((run_dir / RUN_FILE).read_text()).get("fingerprint") == fingerprint(spec)
-    except (OSError, json.JSONDecodeError):
-        same = False
+    same = _same_run(spec)
     if not same:
         print(f"{run_dir}: its checkpoints are from another spec or another version of the library; starting afresh",
               flush=True)
@@ -376,9 +373,9 @@ def train_here(spec: RunSpec, progress: bool = True) -> TrainResult:
     from smolbook.train.loop import pretrain
 
     run_dir = spec.run_dir
+    if spec.resume is not False and already_done(spec):
+        return TrainResult.from_dir(run_dir)  # build no model and no data for a finished run
     resume = _resume_decision(spec, run_dir)
-    if resume and (run_dir / "final" / ckpt_mod.STATE_FILE).is_file() and not _stale(spec, run_dir):
-        return TrainResult.from_dir(run_dir)  # already done by the same spec and library: build no model, no data
     r = resolve(spec)
     r.config.progress = progress
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -539,6 +536,20 @@ def _check_launched(code: int, run_dir: Path) -> None:
                                   f"requeued job run: resume 'auto' continues from that checkpoint")
     raise SmolbookError(f"training subprocess exited with code {code}; see its output above, then rerun: "
                         f"resume 'auto' continues from the last checkpoint")
+
+
+def already_done(spec: RunSpec) -> bool:
+    """Whether the spec's folder holds a finished run of the same spec and library (the fingerprint in ``run.json``):
+    what every "already done" of the book reads, a sweep's and a rerun's alike."""
+    return _same_run(spec) and (spec.run_dir / "final" / ckpt_mod.STATE_FILE).is_file()
+
+
+def _same_run(spec: RunSpec) -> bool:
+    """Whether ``run.json`` in the spec's folder carries this spec's fingerprint."""
+    try:
+        return json.loads((spec.run_dir / RUN_FILE).read_text()).get("fingerprint") == fingerprint(spec)
+    except (OSError, json.JSONDecodeError):
+        return False
 
 
 def _stale(spec: RunSpec, run_dir: Path) -> bool:

@@ -22,12 +22,12 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from smolbook.data import prepare
 from smolbook.errors import SmolbookError
 from smolbook.scales import get_scale
 from smolbook.train.loop import TrainResult
-from smolbook.data import prepare
-from smolbook.train.run import (TrainingInterrupted, budget_of, corpus_seed_of, launcher_of, register, run,
-                                 train_here)
+from smolbook.train.run import (TrainingInterrupted, already_done, budget_of, corpus_seed_of, launcher_of, register,
+                                run, train_here)
 from smolbook.train.spec import RunSpec
 
 
@@ -49,16 +49,21 @@ class SweepRun:
         return self.spec.ref
 
 
-def plan_workers(specs: list[RunSpec], workers: int | None = None) -> int:
-    """How many processes train a sweep: ``workers`` when given, else on a CPU with in-process runs one per torch
-    thread of this process (``OMP_NUM_THREADS`` or the cores), at most one per run; 1 elsewhere."""
+def worker_count(device: str, n_runs: int, workers: int | None = None) -> int:
+    """How many processes train ``n_runs`` runs side by side: ``workers`` when given, else on a CPU one per torch
+    thread of this process (``OMP_NUM_THREADS`` or the cores), at most one per run; 1 elsewhere (runs train here).
+    The one rule of the sweep and of the ablations' runs."""
     if workers is not None:
         if int(workers) < 1:
             raise SmolbookError(f"workers must be at least 1, got {workers}")
-        return min(int(workers), max(1, len(specs)))
-    if not specs or any(get_scale(s.scale).device != "cpu" or launcher_of(s.scale) != "inprocess" for s in specs):
-        return 1
-    return max(1, min(torch.get_num_threads(), len(specs)))
+        return min(int(workers), max(1, n_runs))
+    return max(1, min(torch.get_num_threads(), n_runs)) if device == "cpu" else 1
+
+
+def plan_workers(specs: list[RunSpec], workers: int | None = None) -> int:
+    """:func:`worker_count` for a sweep's specs: side by side only when every run trains in process on a CPU."""
+    inprocess_cpu = all(get_scale(s.scale).device == "cpu" and launcher_of(s.scale) == "inprocess" for s in specs)
+    return worker_count("cpu" if inprocess_cpu else "cuda", len(specs), workers)
 
 
 def sweep(runs: Mapping[tuple[str, int], RunSpec], *, workers: int | None = None, progress: bool = True,
@@ -73,17 +78,19 @@ def sweep(runs: Mapping[tuple[str, int], RunSpec], *, workers: int | None = None
     if len(set(refs)) != len(refs):
         raise SmolbookError(f"sweep: two runs share a folder ({', '.join(sorted({r for r in refs if refs.count(r) > 1}))})"
                             "; give each arm x seed its own name")
-    specs = [runs[k] for k in keys]
-    n = plan_workers(specs, workers)
+    todo = [k for k in keys if not already_done(runs[k])]  # a worker process costs seconds to start
+    n = plan_workers([runs[k] for k in todo], workers)
     if n == 1:
         results = {(arm, seed): run(runs[arm, seed], arm=arm) for arm, seed in keys}
     else:
-        results = dict(zip(keys, _side_by_side(specs, n, progress, desc)))
-        for (arm, _), spec in runs.items():
-            if results[arm, spec.seed].interrupted:
+        results = dict(zip(todo, _side_by_side([runs[k] for k in todo], n, progress, desc)))
+        for arm, seed in keys:
+            spec = runs[arm, seed]
+            result = results.setdefault((arm, seed), TrainResult.from_dir(spec.run_dir))
+            if result.interrupted:
                 raise TrainingInterrupted(f"run {spec.ref} stopped at its checkpoint; run it again and it continues "
                                           "from there")
-            register(spec, results[arm, spec.seed], arm=arm)
+            register(spec, result, arm=arm)
     return {(arm, seed): SweepRun(arm, seed, runs[arm, seed], results[arm, seed]) for arm, seed in keys}
 
 
@@ -106,23 +113,12 @@ def _side_by_side(specs: list[RunSpec], workers: int, progress: bool, desc: str)
         prepare(scale, out, seed=seed, progress=False)
     order = sorted(range(len(specs)), key=lambda i: -budget_of(specs[i])["steps"])
     budget = max(torch.get_num_threads(), workers)
-    total = sum(budget_of(s)["steps"] for s in specs)
-    # Spawned workers inherit the environment: one thread each unless the run is among the last.
     pool = mp.get_context("spawn").Pool(workers)
     try:
         pending = {i: pool.apply_async(_worker, (specs[i].to_dict(), max(1, budget // min(workers, len(specs) - j))))
                    for j, i in enumerate(order)}
-        with tqdm(total=total, desc=f"{desc}: steps of {len(specs)} runs", disable=not progress, mininterval=1.0,
-                  dynamic_ncols=True) as bar:
-            while True:
-                done = sum(r.ready() for r in pending.values())
-                steps = sum(min(_steps_logged(specs[i].run_dir), budget_of(specs[i])["steps"]) for i in pending)
-                bar.update(min(steps, total) - bar.n)
-                bar.set_postfix(runs_done=f"{done}/{len(specs)}", refresh=False)
-                if done == len(specs):
-                    break
-                next(r for r in pending.values() if not r.ready()).wait(1.0)
-            bar.update(total - bar.n)
+        wait_with_progress(desc, [(specs[i].run_dir, budget_of(specs[i])["steps"], r) for i, r in pending.items()],
+                           progress)
         for r in pending.values():
             r.get()  # a worker's error surfaces here, with its traceback
     finally:
@@ -131,9 +127,25 @@ def _side_by_side(specs: list[RunSpec], workers: int, progress: bool, desc: str)
     return [TrainResult.from_dir(s.run_dir) for s in specs]
 
 
+def wait_with_progress(desc: str, pending: list[tuple[Path, int, Any]], progress: bool) -> None:
+    """Wait for worker results ``(run folder, steps, AsyncResult)`` under one bar over the steps of all runs, read
+    from the runs' own ``metrics.jsonl`` (flushed about once a second)."""
+    total = sum(steps for _, steps, _ in pending)
+    with tqdm(total=total, desc=f"{desc}: steps of {len(pending)} runs", disable=not progress, mininterval=1.0,
+              dynamic_ncols=True) as bar:
+        while True:
+            done = sum(res.ready() for _, _, res in pending)
+            logged = sum(min(_steps_logged(run_dir), steps) for run_dir, steps, _ in pending)
+            bar.update(min(logged, total) - bar.n)
+            bar.set_postfix(runs_done=f"{done}/{len(pending)}", refresh=False)
+            if done == len(pending):
+                break
+            next(res for _, _, res in pending if not res.ready()).wait(1.0)
+        bar.update(total - bar.n)
+
+
 def _steps_logged(run_dir: Path) -> int:
     try:
         return (run_dir / "metrics.jsonl").read_text().count('"kind": "train"')
     except OSError:
         return 0
-

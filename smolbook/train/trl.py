@@ -68,8 +68,8 @@ def _common_args(config: TrainConfig, rows: int, seq_len: int, output_dir: Path)
                 adam_beta1=config.betas[0], adam_beta2=config.betas[1], adam_epsilon=config.eps,
                 max_grad_norm=config.grad_clip, max_length=seq_len, bf16=bf16, use_cpu=not torch.cuda.is_available(),
                 logging_steps=1, save_strategy="steps", save_steps=max(1, config.checkpoint_every or config.steps),
-                save_total_limit=None if config.keep_last_checkpoints == 0 else 2, report_to=[], seed=config.seed, data_seed=config.seed,
-                dataloader_num_workers=0, disable_tqdm=True, gradient_checkpointing=False)
+                save_total_limit=None if config.keep_last_checkpoints == 0 else 2, report_to=[], seed=config.seed,
+                data_seed=config.seed, dataloader_num_workers=0, disable_tqdm=True, gradient_checkpointing=False)
 
 
 def make_trainer(kind: str, model: Any, tokenizer: Any, dataset: Any, config: TrainConfig, rows: int, seq_len: int,
@@ -77,15 +77,9 @@ def make_trainer(kind: str, model: Any, tokenizer: Any, dataset: Any, config: Tr
     """TRL's trainer of ``kind`` (``sft`` or ``dpo``) as the book configures it: the recipe's fixed choices (BFD
     packing and assistant-only loss; the APO loss) and the run's budget, schedule, precision and seed. It prints
     nothing itself (no progress bar, no log lines): :func:`train_trl` adds the book's one bar."""
-    trainer = _make_trainer(kind, model, tokenizer, dataset, config, rows, seq_len, output_dir, options or {})
-    trainer.remove_callback(PrinterCallback)  # with tqdm off, Trainer prints every log dict instead
-    return trainer
-
-
-def _make_trainer(kind: str, model: Any, tokenizer: Any, dataset: Any, config: TrainConfig, rows: int, seq_len: int,
-                  output_dir: Path, options: dict) -> Any:
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
+    options = options or {}
     # The chat model ends its turns with <|im_end|>: say so in its configs before the trainer sees them, or
     # transformers' Trainer realigns them itself and warns on every run.
     for name in ("eos_token_id", "bos_token_id", "pad_token_id"):
@@ -97,14 +91,17 @@ def _make_trainer(kind: str, model: Any, tokenizer: Any, dataset: Any, config: T
         # BFD packing is padding-free: one row of whole conversations, position ids restarting at each, so
         # transformers keeps them apart (tests/test_sft_packing.py) and the CPU attention attends to each alone.
         args = SFTConfig(packing=True, packing_strategy="bfd", assistant_only_loss=True, **common)
-        return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
-    if kind != "dpo":
+        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    elif kind == "dpo":
+        loss = options.get("loss_type", "apo_zero")
+        if loss not in LOSS_TYPES:
+            raise SmolbookError(f"data.options.loss_type must be one of {', '.join(LOSS_TYPES)}, got {loss!r}")
+        args = DPOConfig(loss_type=[loss], beta=float(options.get("beta", 0.1)), **common)
+        trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    else:
         raise SmolbookError(f"trainer kind {kind!r}: TRL runs 'sft' or 'dpo'")
-    loss = options.get("loss_type", "apo_zero")
-    if loss not in LOSS_TYPES:
-        raise SmolbookError(f"data.options.loss_type must be one of {', '.join(LOSS_TYPES)}, got {loss!r}")
-    args = DPOConfig(loss_type=[loss], beta=float(options.get("beta", 0.1)), **common)
-    return DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    trainer.remove_callback(PrinterCallback)  # with tqdm off, Trainer prints every log dict instead
+    return trainer
 
 
 def train_trl(spec: RunSpec, model: Any, source: Path, dataset: Any, config: TrainConfig, rows: int, seq_len: int,
