@@ -117,6 +117,8 @@ for col in ("parsed", "malformed", "error_turns"):
     book.number(f"agent {col.replace('_', ' ')} (total)", int(agent[col].sum()))
 book.number("agent runs calling the expected tool first", round(float(agent["expected_call"].mean()), 3),
             note=f"{len(agent)} held-out tool questions, greedy")
+book.number("agent runs answering correctly after the tool results", round(float(agent["answer_correct"].mean()), 3),
+            note=f"{len(agent)} held-out tool questions, greedy, exact match of the final answer")
 demo = tools.execute(parse_completion('<tool_call>{"name": "rm", "arguments": {}}</tool_call>').tool_calls[0])
 bad = tools.execute(parse_completion("<code>get_birthplace(person=open('x'))</code>").tool_calls[0])
 print("an unknown tool  ->", demo, "\na non-literal call ->", bad)

@@ -26,7 +26,8 @@ import torch
 
 from smolbook.errors import SmolbookError
 from smolbook.scales import Scale, get_scale
-from smolbook.train.sweep import wait_with_progress, worker_count
+from smolbook.parallel import worker_count
+from smolbook.train.sweep import wait_with_progress
 
 SHARED_RECIPE_DIR = "recipe"
 CLOZE_EXAMPLES = 48  # held-out cloze rows scored at every validation (in-context retrieval as it emerges)
@@ -305,7 +306,7 @@ def run_arms(name: str, arms: Sequence[Arm], scale: str | Scale, output_dir: str
 
 
 def plan_workers(scale: str | Scale, n_runs: int, workers: int | None = None) -> int:
-    """How many processes train an ablation's runs: :func:`smolbook.train.sweep.worker_count` for the scale's
+    """How many processes train an ablation's runs: :func:`smolbook.parallel.worker_count` for the scale's
     device (on a CPU one per torch thread, at most one per run; 1 on a GPU, where runs train here)."""
     return worker_count(get_scale(scale).device, n_runs, workers)
 

@@ -186,8 +186,10 @@ def generate_served(server: Any, max_tokens: int = 64, **request: Any) -> Genera
 def agent_on_rows(generate: Generate, rows: Sequence[dict], registry: ToolRegistry, max_turns: int = 3) -> list[dict]:
     """The loop on held-out tool conversations (``tools_xml`` / ``tools_python`` rows of :mod:`smolbook.data.chat`):
     the row's first user turn, its tool style and mode; one record per row: the calls made, whether they parsed,
-    whether the first call is the expected one, error turns, why the loop stopped, the final answer."""
+    whether the first call is the expected one, error turns, why the loop stopped, the final answer and whether it
+    is the row's answer (exact match, after the tool results were fed back)."""
     from smolbook.data.chat import template_kwargs
+    from smolbook.evaluate.chat import answer_matches
 
     out = []
     for row in rows:
@@ -203,5 +205,8 @@ def agent_on_rows(generate: Generate, rows: Sequence[dict], registry: ToolRegist
                     "malformed": sum(isinstance(c, CallError) for c in calls), "error_turns": res.errors,
                     "expected_call": bool(expected and first and first.name == expected["name"]
                                           and first.arguments == expected.get("arguments", {})),
-                    "stopped": res.stopped, "answer": res.answer[:80]})
+                    "stopped": res.stopped,
+                    "answer_correct": bool(row.get("answer")) and res.stopped == "answer"
+                                      and answer_matches(row["answer"], res.answer),
+                    "answer": res.answer[:80]})
     return out

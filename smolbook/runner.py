@@ -10,6 +10,7 @@ edited notebook and those downstream of it.
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import os
@@ -42,6 +43,7 @@ class Notebook:
     number: str
     name: str  # "07_pretraining"
     needs: list[str] = field(default_factory=list)
+    parameters: tuple[str, ...] = ()  # the names its ``parameters`` cell assigns: what papermill may set
 
     @property
     def source(self) -> str:
@@ -71,7 +73,8 @@ def discover(notebooks_dir: Path) -> list[Notebook]:
             continue
         nb = jupytext.read(path)
         needs = nb.metadata.get("smolbook", {}).get("needs", []) or []
-        books.append(Notebook(path=path, number=m.group(1), name=path.stem, needs=[str(n) for n in needs]))
+        books.append(Notebook(path=path, number=m.group(1), name=path.stem, needs=[str(n) for n in needs],
+                              parameters=_parameter_names(nb)))
     if not books:
         raise SmolbookError(f"no NN_name.py notebooks in {notebooks_dir}")
     names = {b.name for b in books}
@@ -80,6 +83,32 @@ def discover(notebooks_dir: Path) -> list[Notebook]:
         if unknown:
             raise SmolbookError(f"{b.path.name} needs unknown notebook(s) {', '.join(unknown)}")
     return books
+
+
+def _parameter_names(nb: Any) -> tuple[str, ...]:
+    """The variables a notebook's ``parameters`` cell assigns, in order."""
+    cell = next((c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        return ()
+    try:
+        tree = ast.parse(cell.source)
+    except SyntaxError:
+        return ()
+    names = [t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+             for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
+    return tuple(dict.fromkeys(names))
+
+
+def check_params(books: list[Notebook], params: dict[str, Any]) -> None:
+    """Refuse a chapter option that none of ``books`` names in its parameters cell: papermill would pass it on,
+    every notebook would ignore it, and the run would redo chapters for a typo."""
+    known = {n for b in books for n in b.parameters}
+    unknown = [k for k in params if k not in known]
+    if unknown:
+        takes = "; ".join(f"{b.name}: {', '.join(n for n in b.parameters if n not in RESERVED_PARAMS) or '(none)'}"
+                          for b in books)
+        raise SmolbookError(f"unknown chapter parameter {', '.join(map(repr, unknown))}: nothing ran. The chosen "
+                            f"notebooks take {takes} (and --scale/--seed/--output)")
 
 
 def _resolve(token: str, books: list[Notebook]) -> Notebook:
@@ -270,6 +299,7 @@ def run_book(scale: str = DEFAULT_SCALE, output: str | os.PathLike | None = None
     clash = [k for k in extra if k in RESERVED_PARAMS]
     if clash:
         raise SmolbookError(f"chapter options cannot set {', '.join(clash)}: use the run's own arguments")
+    check_params(chosen, extra)
     params = {"scale": scale, "seed": int(seed), "output_dir": str(run_dir), **extra}
     fps = fingerprints(books, params)
     manifest = Manifest(run_dir)

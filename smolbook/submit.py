@@ -180,12 +180,12 @@ def submit(opts: JobOptions, only: str | None = None, start: str | None = None, 
 
     Returns the script and the job id (``None`` on a dry run)."""
     from smolbook.cluster import format_plan, stage_plans
-    from smolbook.runner import default_notebooks_dir, discover, parse_params, select
+    from smolbook.runner import check_params, default_notebooks_dir, discover, parse_params, select
 
     opts.check()
     notebooks = default_notebooks_dir()
     chosen = select(discover(notebooks), only, start)  # bad --only/--from fail here, not in the queue
-    parse_params(params)
+    check_params(chosen, parse_params(params))  # a typo fails here, not after the job waited in the queue
     plan = format_plan(stage_plans(opts.scale, opts.nodes, max(1, opts.gpus_per_node)), opts.nodes,
                        opts.gpus_per_node)
     chapters = ", ".join(b.name for b in chosen)

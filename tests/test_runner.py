@@ -150,6 +150,7 @@ def smolbook(*args: str, **kw) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("args, needle", [
     (["--scale", "huge"], "unknown scale 'huge': choose one of smoke, tiny, gpu, small, full"),
     (["--only", "99"], "no notebook '99': choose from"),
+    (["--only", "00", "--param", "nope=1"], "unknown chapter parameter 'nope': nothing ran"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(args, needle, book: Path, tmp_path: Path):
     r = smolbook("run", *args, "--notebooks", str(book), "--output", str(tmp_path / "r"))
@@ -217,6 +218,10 @@ def test_param_reaches_the_notebook_and_its_fingerprint(book: Path, tmp_path: Pa
     s = run_book("smoke", out, only="02", notebooks_dir=book, progress=False, params=parse_params(["apo_loss=sigmoid"]))
     assert s.skipped == ["02_option"]
     assert parse_params(["n=3", "ratio=0.5", "on=true"]) == {"n": 3, "ratio": 0.5, "on": True}
+    # a typo is refused before anything runs, naming what the chapter takes
+    with pytest.raises(SmolbookError, match=r"'apo_los'.*02_option: apo_loss"):
+        run_book("smoke", out, only="02", notebooks_dir=book, progress=False, params=parse_params(["apo_los=sigmoid"]))
+    assert (out / "option.txt").read_text() == "sigmoid"
     for bad in (["novalue"], ["seed=3"], ["2x=1"]):
         with pytest.raises(SmolbookError, match="--param"):
             parse_params(bad)

@@ -112,3 +112,20 @@ def test_a_learning_curve_reads_every_kept_checkpoint_of_a_run(chat, pretrained_
     curve = learning_curve(steps, rows, max_new_tokens=8)
     assert [(r["step"], r["mode"]) for r in curve] == [(k, m) for k in (1, 2, 3, 4) for m in ("think", "no_think")]
     assert all(0 <= r["format_ok"] <= 1 for r in curve)
+
+
+def test_checkpoints_scored_side_by_side_match_one_process(chat, pretrained_run):
+    """chat_scores in two worker processes returns, in the same order, the records one process computes (greedy
+    decoding is deterministic); only the generation's speed may differ."""
+    res = run(sft_spec("11_sft", "sft-workers", "chapter:07_pretraining", "smoke", pretrained_run, 0, steps=2,
+                       checkpoint_every=1))
+    folders = {f"step {k}": path for k, path in res.checkpoints_by_step().items()}
+    rows = chat.heldout_set(("facts", "tools_xml"), per_kind=2)
+
+    def scores(workers):
+        return [{k: v for k, v in r.items() if k != "tokens_per_s"}
+                for r in chat_scores(folders, rows, max_new_tokens=8, workers=workers)]
+
+    here = scores(1)
+    assert [(r["checkpoint"], r["mode"]) for r in here] == [(c, m) for c in folders for m in ("think", "no_think")]
+    assert scores(2) == here

@@ -47,5 +47,5 @@ def test_the_tokenizer_has_seen_the_chat_template(tiny, tmp_path):
         return sum(len(e.ids) for e in t.backend_tokenizer.encode_batch(strings, add_special_tokens=False))
 
     renders = [render_row(r) for r in rows]
-    assert tokens(corpus_only, renders) > 1.6 * tokens(tok, renders)
-    assert tokens(tok, texts[::20]) <= 1.05 * tokens(corpus_only, texts[::20])
+    assert tokens(corpus_only, renders) > 1.25 * tokens(tok, renders)
+    assert tokens(tok, texts[::20]) <= 1.08 * tokens(corpus_only, texts[::20])

@@ -22,11 +22,14 @@ import re
 from collections import defaultdict
 from typing import Any, Sequence
 
+import torch
+
 from smolbook.chat import CallError, ToolCall, parse_completion
 from smolbook.data.conversations import ANSWER_PHRASES, MODES
 from smolbook.errors import SmolbookError
 from smolbook.evaluate.ifeval import ifeval_check
 from smolbook.evaluate.language import detect_language
+from smolbook.parallel import map_in_workers, worker_count
 
 TOOL_KINDS = ("tools_xml", "tools_python")
 _FINAL = re.compile(r"(?:" + "|".join(re.escape(p) for p in ANSWER_PHRASES.values()) + r")\s+(.+)")
@@ -191,16 +194,29 @@ def folder_teacher(path: Any, name: str = "model", max_new_tokens: int = 256, ba
 
 
 def chat_scores(checkpoints: dict[str, Any], rows: Sequence[dict], modes: Sequence[str] = MODES,
-                max_new_tokens: int = 256, batch_size: int = 16) -> list[dict[str, Any]]:
+                max_new_tokens: int = 256, batch_size: int = 16, workers: int | None = None) -> list[dict[str, Any]]:
     """:func:`evaluate_chat` of each checkpoint folder (label -> folder) in each mode, with :func:`folder_teacher`:
-    one record per checkpoint and mode, each also holding the generation's tokens/s."""
+    one record per checkpoint and mode, each also holding the generation's tokens/s.
+
+    On a CPU the checkpoints are evaluated side by side in one-thread worker processes (:mod:`smolbook.parallel`;
+    ``workers=1`` keeps them here): greedy decoding of a tiny model is bound by per-token overhead, not arithmetic,
+    so a second thread in one process barely helps while a second process doubles the rate
+    (``benchmarks/chat_eval_workers.py``)."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    n = worker_count(device, len(checkpoints), workers)
+    plain = [dict(r) for r in rows]
+    jobs = [(label, str(path), plain, tuple(modes), max_new_tokens, batch_size) for label, path in checkpoints.items()]
+    return [rec for part in map_in_workers(_scores_of_one, jobs, n) for rec in part]
+
+
+def _scores_of_one(label: str, path: str, rows: list[dict], modes: tuple[str, ...], max_new_tokens: int,
+                   batch_size: int) -> list[dict[str, Any]]:
+    teacher = folder_teacher(path, label, max_new_tokens, batch_size)
     out = []
-    for label, path in checkpoints.items():
-        teacher = folder_teacher(path, label, max_new_tokens, batch_size)
-        for mode in modes:
-            rec = evaluate_chat(teacher, rows, mode, checkpoint=label)
-            rec["tokens_per_s"] = teacher.stats.get("tokens_per_s")
-            out.append(rec)
+    for mode in modes:
+        rec = evaluate_chat(teacher, rows, mode, checkpoint=label)
+        rec["tokens_per_s"] = teacher.stats.get("tokens_per_s")
+        out.append(rec)
     return out
 
 
@@ -209,11 +225,9 @@ def learning_curve(checkpoints: dict[int, Any], rows: Sequence[dict], modes: Seq
     """:func:`chat_scores` of a run's checkpoints by step (``step -> folder``, e.g.
     :meth:`smolbook.train.TrainResult.checkpoints_by_step`): one record per step and mode, each with its ``step``.
     The held-out curve a budget is sized from: where format, exact match and tool calls stop rising."""
-    out = []
-    for step, path in sorted(checkpoints.items()):
-        out += [{"step": step, **rec} for rec in chat_scores({f"{label} step {step}": path}, rows, modes,
-                                                              max_new_tokens)]
-    return out
+    steps = sorted(checkpoints)
+    records = chat_scores({f"{label} step {step}": checkpoints[step] for step in steps}, rows, modes, max_new_tokens)
+    return [{"step": step, **rec} for step in steps for rec in records if rec["checkpoint"] == f"{label} step {step}"]
 
 
 def plot_learning_curve(records: Sequence[dict], axes: Sequence[Any], kinds: Sequence[str],

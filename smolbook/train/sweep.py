@@ -6,9 +6,7 @@ fingerprint (spec + data + library) decides whether it is already done, its fold
 final checkpoint is registered in ``checkpoints.json`` with its arm and seed.
 
 On a CPU the runs train side by side in spawned one-thread worker processes (at most one per torch thread of this
-process), which keeps more of the cores busy than one process with several threads does at the offline scales'
-sizes: measured on this book's 2-core machine, one pretraining process with two threads made 15.2k tokens/s, two
-one-thread processes 10.2k + 9.4k. One progress bar counts the steps of all runs from their ``metrics.jsonl``.
+process; :mod:`smolbook.parallel` says why). One progress bar counts the steps of all runs from their ``metrics.jsonl``.
 On a GPU, at launched scales, and with ``workers=1`` they train here one after another.
 """
 from __future__ import annotations
@@ -24,6 +22,7 @@ from tqdm.auto import tqdm
 
 from smolbook.data import prepare
 from smolbook.errors import SmolbookError
+from smolbook.parallel import worker_count
 from smolbook.scales import get_scale
 from smolbook.train.loop import TrainResult
 from smolbook.train.run import (TrainingInterrupted, already_done, budget_of, corpus_seed_of, launcher_of, register,
@@ -47,17 +46,6 @@ class SweepRun:
     @property
     def ref(self) -> str:
         return self.spec.ref
-
-
-def worker_count(device: str, n_runs: int, workers: int | None = None) -> int:
-    """How many processes train ``n_runs`` runs side by side: ``workers`` when given, else on a CPU one per torch
-    thread of this process (``OMP_NUM_THREADS`` or the cores), at most one per run; 1 elsewhere (runs train here).
-    The one rule of the sweep and of the ablations' runs."""
-    if workers is not None:
-        if int(workers) < 1:
-            raise SmolbookError(f"workers must be at least 1, got {workers}")
-        return min(int(workers), max(1, n_runs))
-    return max(1, min(torch.get_num_threads(), n_runs)) if device == "cpu" else 1
 
 
 def plan_workers(specs: list[RunSpec], workers: int | None = None) -> int:
