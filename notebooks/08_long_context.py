@@ -55,7 +55,7 @@ data = prepare(s, output_dir, seed=seed)
 seeds = [seed + k for k in range(len(s.seeds))]
 L, (L32, L64) = s.seq_len, s.long_context
 lengths = [L * m for m in (1, 2, 4, 8, 16)]  # the cloze probe up to the final training length
-n_probe = 8 if s.name == "smoke" else 16
+n_probe = s.evaluation.probe_items
 source = book.start_from("07_pretraining")
 print(f"base length {L}, stages at {L32} and {L64}; {len(seeds)} seeds; cloze at {lengths}, loss to {2 * L64}")
 thetas = theta_table(s.name)

@@ -97,12 +97,12 @@ book.number("mid-training seconds, all seeds", round(seconds_mid, 1), "s")
 # of the correct think-mode answer (trace and final line) given the question, in nats per token.
 
 # %%
-n_eval = 2 if s.name == "smoke" else 12
+n_eval = s.evaluation.midtraining_chat_items
 heldout = shared_chat_data(s.name, data.seed).heldout_set(REASONING_KINDS, per_kind=2 * n_eval)
 t0 = time.perf_counter()
 records = chat_scores({"08 (long context)": source, **{f"09 seed {k}": r.checkpoint for k, r in results.items()}},
                       heldout, modes=("think",),
-                      max_new_tokens=32 if s.name == "smoke" else 128)  # the longest trace: ~100 tokens
+                      max_new_tokens=s.evaluation.trace_tokens)
 trace_loss = {label: answer_loss(path, heldout) for label, path in
               {"08 (long context)": source, **{f"09 seed {k}": r.checkpoint for k, r in results.items()}}.items()}
 seconds_eval = time.perf_counter() - t0
@@ -120,7 +120,7 @@ display(pd.DataFrame(records)[cols].round(3))
 # %%
 steps = main.checkpoints_by_step()
 curve = learning_curve({0: source, **steps}, heldout, modes=("think",),
-                       max_new_tokens=32 if s.name == "smoke" else 128, label="09")
+                       max_new_tokens=s.evaluation.trace_tokens, label="09")
 curve_loss = {0: trace_loss["08 (long context)"]} | {k: answer_loss(p, heldout) for k, p in steps.items()}
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
 plot_learning_curve(curve, axes[:2], REASONING_KINDS, tokens_per_step=b.rows_per_step * b.seq_len,
@@ -141,7 +141,7 @@ plt.show()
 
 # %%
 lengths = [L * m for m in (1, 4, 8)]  # cloze to 8x: the 16x prompts cost most and move least
-n_probe = 8 if s.name == "smoke" else 16
+n_probe = s.evaluation.probe_items
 probe = dict(n=n_probe, seed=seed, loss_length=L64, loss_windows=2, control=False)
 t0 = time.perf_counter()
 rep = reports({"08 (long context)": source, "09 (mid-trained)": main.checkpoint}, data, s.name, lengths, **probe)

@@ -140,12 +140,14 @@ no_traces = {k: v for k, v in options.items() if k != "extra_rows"}
 curve_every = max(1, b.steps // 5)
 recipe_specs = {("recipe", k): sft_spec(book.name, "sft" if k == seed else f"sft-seed{k}", "chapter:09_midtraining",
                                         s.name, output_dir, k, options,
-                                        checkpoint_every=curve_every if k == seed else None) for k in seeds}
+                                        checkpoint_every=curve_every if k == seed else None, final=k == seed)
+                for k in seeds}
 short = max(1, round(b.steps * control_share))
 controls = {"short recipe": ("short-recipe", "chapter:09_midtraining", options),
             "no teacher": ("short-no-teacher", "chapter:09_midtraining", no_traces),
             "from 08": ("short-from08", "chapter:08_long_context", options)}
-control_specs = {(arm, k): sft_spec(book.name, f"{name}-seed{k}", src, s.name, output_dir, k, opts, steps=short)
+control_specs = {(arm, k): sft_spec(book.name, f"{name}-seed{k}", src, s.name, output_dir, k, opts, steps=short,
+                                    final=False)
                  for arm, (name, src, opts) in controls.items() for k in seeds}
 t0 = time.perf_counter()
 recipe_runs = sweep(recipe_specs, desc="SFT, recipe arm")
@@ -170,7 +172,7 @@ book.number("SFT seconds, control arms", round(seconds_controls, 1), "s", note=f
 # format and exact match stop rising within the chapter's time.
 
 # %%
-n, long_answers, short_answers = (2, 32, 32) if s.name == "smoke" else (16, 256, 128)  # IFEval answers run long
+n, long_answers, short_answers = s.evaluation.chat_items, s.evaluation.chat_tokens, s.evaluation.short_chat_tokens
 every = chat.heldout_set(KINDS, per_kind=n)
 t0 = time.perf_counter()
 curve = learning_curve(main.checkpoints_by_step(), every, max_new_tokens=long_answers, label="recipe")

@@ -125,10 +125,10 @@ plt.show()
 # %%
 t0 = time.perf_counter()
 chat = build_chat_data(s.name, seed=data.seed)
-heldout = chat.heldout_set(("math", "code", "facts"), per_kind=4 if s.name == "smoke" else 24)
+heldout = chat.heldout_set(("math", "code", "facts"), per_kind=s.evaluation.task_items)
 scores = task_scores({"11 (SFT)": source, **{f"{loss} seed {a.seed}": a.path for loss, runs in arms.items()
                                              for a in runs}}, heldout,
-                     max_new_tokens=32 if s.name == "smoke" else 192)
+                     max_new_tokens=s.evaluation.task_tokens)
 book.number("task evaluation seconds", round(time.perf_counter() - t0, 1), "s")
 table = pd.DataFrame(scores).T.round(3)
 display(table)
@@ -161,7 +161,7 @@ L = s.seq_len
 # before alignment already, and is drawn beside it.
 near = [nearest_cloze_length(data, s.name)]
 lc_lengths = sorted({near[0], 4 * L})
-n_probe = 8 if s.name == "smoke" else 64
+n_probe = s.evaluation.lc_probe_items
 lc = reports({"11 (SFT)": source, **{f"{LOSS_NAMES[apo]} seed {a.seed}": a.path for a in arms[apo]}}, data, s.name,
              lc_lengths, n=n_probe, seed=seed, loss_windows=2)
 book.number("long-context report seconds", round(time.perf_counter() - t0, 1), "s")

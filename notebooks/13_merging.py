@@ -94,11 +94,11 @@ print((recipe_path / "mergekit_config.yml").read_text())
 # %%
 t0 = time.perf_counter()
 chat = build_chat_data(s.name, seed=data.seed)
-heldout = chat.heldout_set(("math", "code", "facts"), per_kind=3 if s.name == "smoke" else 24)
+heldout = chat.heldout_set(("math", "code", "facts"), per_kind=s.evaluation.task_items)
 sweep_labels = {w: f"w={w:g}" for w in weights}
 models = {**{f"APO seed {k}": p for k, p in apo.items()}, **{sweep_labels[w]: p for w, p in points.items()},
           **{f"APO seed {k} + mid": p for k, p in per_seed.items()}}
-tasks = task_scores_by_slice(models, heldout, max_new_tokens=32 if s.name == "smoke" else 192)
+tasks = task_scores_by_slice(models, heldout, max_new_tokens=s.evaluation.task_tokens)
 mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
 both = {label: [mean(x) for x in zip(*by_mode.values())] for label, by_mode in tasks.items()}  # per slice
 task = {label: mean(v) for label, v in both.items()}
@@ -109,7 +109,7 @@ L = s.seq_len
 near = [nearest_cloze_length(data, s.name)]  # the base length: 08's model is above chance there, at 4x it is not
 lc_models = {"08 (extended base)": base_long, **{sweep_labels[w]: p for w, p in points.items()},
              **{f"APO seed {k} + mid": p for k, p in per_seed.items()}}
-lc = reports(lc_models, data, s.name, near, n=8 if s.name == "smoke" else 64, seed=seed, control=False, loss_windows=1)
+lc = reports(lc_models, data, s.name, near, n=s.evaluation.lc_probe_items, seed=seed, control=False, loss_windows=1)
 cloze = {label: cloze_at(r, near) for label, r in lc.items()}
 cloze_n = cloze_items(lc["08 (extended base)"], near)
 book.number("long-context report seconds", round(time.perf_counter() - t0, 1), "s")

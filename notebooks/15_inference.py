@@ -55,7 +55,7 @@ post = load_post_training()
 ckpt = book.start_from("13_merging")
 model, tok = AutoModelForCausalLM.from_pretrained(ckpt).eval(), load_tokenizer(ckpt)
 temperature, top_p = post.value("inference", "temperature"), post.value("inference", "top_p")
-new_tokens = 24 if s.eval_examples_per_task < 16 else 96   # a smoke-sized scale proves the path
+new_tokens = s.evaluation.agent_tokens
 print(f"the merged model of chapter 13: {ckpt}\nrecommended sampling: temperature {temperature}, top_p {top_p}")
 
 # %% [markdown]
@@ -105,7 +105,7 @@ _ = book.check(MODES, ", ".join(f"{k}: {v}" for k, v in says.items()),
 # %%
 tools = world_tools(corpus.world)
 greedy = generate_in_process(model, tok, max_new_tokens=new_tokens)
-per_kind = 2 if s.eval_examples_per_task < 16 else 6
+per_kind = s.evaluation.agent_items
 rows = [r for k in ("tools_xml", "tools_python") for r in chat.heldout[k].select(range(per_kind))]
 t0 = time.perf_counter()
 agent = pd.DataFrame(agent_on_rows(greedy, rows, tools, max_turns=3))

@@ -189,7 +189,7 @@ def agent_on_rows(generate: Generate, rows: Sequence[dict], registry: ToolRegist
     whether the first call is the expected one, error turns, why the loop stopped, the final answer and whether it
     is the row's answer (exact match, after the tool results were fed back)."""
     from smolbook.data.chat import template_kwargs
-    from smolbook.evaluate.chat import answer_matches
+    from smolbook.evaluate.scoring import answer_matches
 
     out = []
     for row in rows:

@@ -7,7 +7,7 @@ weaker, both modes), at the same budget; only ``data.options.loss_type`` differs
 
 The mode of a pair reaches TRL through the chat-template keyword ``enable_thinking`` of the row's
 ``chat_template_kwargs``, which TRL passes to ``apply_chat_template`` (the template writes ``Reasoning Mode:
-/think`` or ``/no_think`` into the system block; ``tests/test_alignment_chapter.py`` checks the tokens TRL trains on).
+/think`` or ``/no_think`` into the system block; ``tests/chapters/test_alignment_chapter.py`` checks the tokens TRL trains on).
 
     arms = train_arms("12_apo", "chapter:11_sft", "tiny", "runs/tiny", seeds=[0, 1, 2], losses=["apo_zero", "sigmoid"])
     arms["apo_zero"][0].path      # the seed-0 APO checkpoint
@@ -148,7 +148,8 @@ def task_scores_by_slice(checkpoints: dict[str, str | Path], rows: Any, n: int =
     """``label -> {mode: [task score per slice]}``: each checkpoint answers every row of ``rows`` in each mode once,
     and the scores are cut into ``n`` disjoint slices (every n-th row of the mode, so each slice keeps every kind).
     The slices are the replicates when one model (a merge) is compared with another on the same data."""
-    from smolbook.evaluate.chat import folder_teacher, score_completion, summarise
+    from smolbook.evaluate.chat import folder_teacher
+    from smolbook.evaluate.scoring import score_completion, summarise
 
     out: dict[str, dict[str, list[float]]] = {}
     for label, path in checkpoints.items():

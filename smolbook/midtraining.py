@@ -146,7 +146,7 @@ def mid_spec(chapter: str, name: str, source: str, scale: str, output_dir: Any, 
     """The run spec of one mid-training run: ``source`` (a checkpoint reference) continued on the reasoning traces,
     trainer ``pretrain`` with the scale's mid-training budget; the context length of the source is kept.
     ``checkpoint_every`` keeps a checkpoint every so many steps (a learning curve evaluates them)."""
-    from smolbook.train import DataSpec, ModelSpec, RunSpec
+    from smolbook.train.spec import DataSpec, ModelSpec, RunSpec
 
     options = {} if kinds is None else {"kinds": list(kinds)}
     return RunSpec(chapter=chapter, name=name, scale=scale, output_dir=str(output_dir), phase="mid_training",

@@ -5,7 +5,7 @@ released ``smollm3-3b`` architecture) and exposes the switches the ablations nee
 tied embeddings, RoPE theta, YaRN). Two transformers details matter and are handled here:
 
 * ``no_rope_layers[i] == 1`` means layer ``i`` *uses* RoPE; ``0`` marks a NoPE layer. With an interval of 4
-  transformers builds ``[1, 1, 1, 0, ...]``: layers 3, 7, 11, ... are NoPE (checked in tests/test_model.py).
+  transformers builds ``[1, 1, 1, 0, ...]``: layers 3, 7, 11, ... are NoPE (checked in tests/model/test_model.py).
 * transformers 5.x keeps ``rope_theta`` and ``rope_scaling`` inside ``config.rope_parameters``; a top-level
   ``rope_theta`` is no longer the place to look, and SmolLM3Config's default theta is 2M, not the 50k the
   pretraining stages use, so the theta is always passed explicitly.

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from smolbook.errors import SmolbookError
+from smolbook.fingerprint import PACKAGE_DIR, library_hash  # noqa: F401 (library_hash: re-exported)
 from smolbook.scales import DEFAULT_SCALE, SCALE_NAMES
 
-PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_[A-Za-z0-9_]+\.py$")
 TRACKED_PACKAGES = ("smolbook", "torch", "transformers", "trl", "accelerate", "datasets", "tokenizers",
@@ -129,16 +129,6 @@ def select(books: list[Notebook], only: str | None = None, start: str | None = N
         first = _resolve(start.strip(), books)
         chosen = [b for b in chosen if b.number >= first.number]
     return chosen
-
-
-def library_hash() -> str:
-    """Hash of the library's own source and data files: results depend on them as much as on a notebook."""
-    h = hashlib.sha256()
-    for p in sorted(PACKAGE_DIR.rglob("*")):
-        if p.is_file() and p.suffix in (".py", ".yaml", ".jinja") and "__pycache__" not in p.parts:
-            h.update(str(p.relative_to(PACKAGE_DIR)).encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 def fingerprints(books: list[Notebook], params: dict[str, Any]) -> dict[str, str]:

@@ -75,6 +75,24 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    """How much each chapter's held-out evaluations read at a scale: items per probe and new tokens per answer
+    (a smoke-sized scale proves the code path with a few; the offline scales' sizes are what their verdicts need)."""
+
+    probe_items: int               # 08, 09: cloze prompts per length of the long-context probe
+    lc_probe_items: int            # 12, 13: cloze prompts at the base length (more: their arms differ less)
+    midtraining_chat_items: int    # 09: held-out conversations per kind
+    trace_tokens: int              # 09: new tokens per think-mode answer (the longest trace is ~100 tokens)
+    chat_items: int                # 11: held-out conversations per kind
+    chat_tokens: int               # 11: new tokens per answer (IFEval answers run long)
+    short_chat_tokens: int         # 11: new tokens per answer of the control arms (math, code, facts, multi-turn)
+    task_items: int                # 12, 13: held-out conversations per task kind
+    task_tokens: int               # 12, 13: new tokens per task answer
+    agent_items: int               # 15: held-out tool questions per style
+    agent_tokens: int              # 15: new tokens per agent turn
+
+
+@dataclass(frozen=True)
 class Scale:
     """Sizes for one scale. ``seq_len`` stands for the recipe's 4k; ``long_context`` for 32k and 64k."""
 
@@ -97,6 +115,7 @@ class Scale:
     seeds: tuple[int, ...]
     corpus_docs_per_domain: int
     eval_examples_per_task: int
+    evaluation: Evaluation
     budgets: dict[str, Budget]
 
     @property
@@ -186,6 +205,17 @@ def _model_shape(name: str, raw: Any) -> ModelShape:
                       rope_theta_long=tuple(r.runs[st].rope_theta for st in LONG_CONTEXT_STAGES))
 
 
+def _evaluation(name: str, raw: Any) -> Evaluation:
+    names = [f.name for f in fields(Evaluation)]
+    if not isinstance(raw, dict) or set(raw) != set(names):
+        got = sorted(raw) if isinstance(raw, dict) else raw
+        raise _fail(name, f"evaluation: needs exactly {', '.join(names)} (got {got})")
+    bad = [k for k in names if not isinstance(raw[k], int) or isinstance(raw[k], bool) or raw[k] < 1]
+    if bad:
+        raise _fail(name, f"evaluation: {', '.join(f'{k}={raw[k]!r}' for k in bad)}: each must be a positive whole number")
+    return Evaluation(**{k: raw[k] for k in names})
+
+
 def _budgets(name: str, raw: Any, scale_kw: dict, long_context: tuple[int, ...]) -> dict[str, Budget]:
     """Each phase's budget: tokens (and for post-training phases seq_len and lr_ratio) from the table; epochs,
     schedule, warm-up share and long-context learning rates from the recipe."""
@@ -254,7 +284,7 @@ def _build(name: str, raw: Any) -> Scale:
                    "learning_rate": pre.schedule.learning_rate, "warmup_steps": pre.schedule.lr_warmup_steps}
     model = _model_shape(name, raw["model"])
     try:
-        kw = dict(raw, model=model)
+        kw = dict(raw, model=model, evaluation=_evaluation(name, raw["evaluation"]))
         for k in RECIPE_FIELDS:
             if raw[k] == "recipe":
                 kw[k] = from_recipe[k]

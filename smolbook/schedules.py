@@ -8,7 +8,7 @@ and notebook 00 (plotting the released configs) use the same curve.
 The shape is nanotron's ``lr_scheduler_builder`` (the trainer of the released configs) and
 transformers' ``get_wsd_schedule``. It is written out here (ten lines) rather than imported
 because notebook 00 and the recipe tools draw it without an optimizer and without importing
-transformers (seconds per import here); tests/test_schedules.py checks it step for step against
+transformers (seconds per import here); tests/recipe/test_schedules.py checks it step for step against
 transformers' own WSD lambda.
 """
 from __future__ import annotations

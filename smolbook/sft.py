@@ -83,15 +83,17 @@ def epoch_subset(rows: Any, tokens: int, n_tokens: Callable[[dict], int], min_ro
 
 
 def sft_spec(chapter: str, name: str, source: str, scale: str, output_dir: Any, seed: int,
-             options: dict | None = None, steps: int | None = None, checkpoint_every: int | None = None) -> Any:
+             options: dict | None = None, steps: int | None = None, checkpoint_every: int | None = None,
+             final: bool = True) -> Any:
     """The run spec of one SFT run (TRL ``SFTTrainer``: BFD packing, assistant-only loss) from ``source``;
-    ``checkpoint_every`` keeps a checkpoint every so many steps (a learning curve evaluates them)."""
-    from smolbook.train import BudgetSpec, DataSpec, ModelSpec, RunSpec
+    ``checkpoint_every`` keeps a checkpoint every so many steps (a learning curve evaluates them); ``final=False``
+    for a control arm or another seed, so that ``start_from`` the chapter returns its own model."""
+    from smolbook.train.spec import BudgetSpec, DataSpec, ModelSpec, RunSpec
 
     return RunSpec(chapter=chapter, name=name, scale=scale, output_dir=str(output_dir), phase="sft", trainer="sft",
                    seed=seed, model=ModelSpec(checkpoint=source), data=DataSpec(options=dict(options or {})),
                    budget=BudgetSpec(steps=steps), checkpoint_every=checkpoint_every,
-                   keep_checkpoints=checkpoint_every is not None)
+                   keep_checkpoints=checkpoint_every is not None, final=final)
 
 
 def packing_fill(conversations: Any, tokenizer: Any, seq_len: int) -> dict[str, Any]:

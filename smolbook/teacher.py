@@ -23,6 +23,7 @@ from smolbook.chat import ToolCall, render_python_call, render_xml_call
 from smolbook.data.chat import chat_dataset, prompt_messages, template_kwargs
 from smolbook.data.conversations import MODES
 from smolbook.errors import SmolbookError
+from smolbook.evaluate.scoring import score_completion
 
 
 class Teacher(Protocol):
@@ -190,8 +191,6 @@ def filter_correct(prompts: Sequence[dict], completions: Sequence[str], mode: st
     how many were kept, and how many were dropped as unparsable, badly formatted or wrong. A completion
     that does not parse is dropped and counted, never raised.
     """
-    from smolbook.evaluate.chat import score_completion
-
     if len(prompts) != len(completions):
         raise SmolbookError(f"{len(prompts)} prompts but {len(completions)} completions")
     kept, report = [], {"total": len(prompts), "kept": 0, "unparsable": 0, "bad_format": 0, "wrong": 0}

@@ -141,7 +141,7 @@ def tokenizer_texts(scale: Scale, corpus: Corpus, seed: int) -> list[str]:
     trained on it spells them almost byte by byte: at tiny's 1,024 entries a one-line question rendered to ~460
     tokens and a tool conversation to ~1,200, most of each SFT step spent on a system block that carries no loss.
     The released tokenizer was trained on a broad mix that covers such text; the offline one sees a sample of
-    the text the book trains on. Measured at tiny's 1,024 entries (tests/test_sft_rows.py): renders 1.4x
+    the text the book trains on. Measured at tiny's 1,024 entries (tests/data/test_sft_rows.py): renders 1.4x
     shorter (mean 476 tokens against 655, tool conversations ~870 against ~1,200) for 5.5% more corpus tokens."""
     texts = [r["text"] for d in DOMAINS for r in corpus.train[d]]
     chat = build_chat_data(scale, seed=seed, corpus=corpus)

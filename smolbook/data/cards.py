@@ -3,7 +3,7 @@
 Everything factual about the mixture (hub id, subset, category, stages, weights) comes from the
 recipe (``smolbook.recipe``); what only a person knows — what a dataset holds and its licence — is
 the hand-written :data:`DATASET_INFO` table below. Regenerate with ``smolbook data cards`` (or
-:func:`write_cards`); tests/test_data_cards.py fails when a card is missing or disagrees with the recipe.
+:func:`write_cards`); tests/data/test_data_cards.py fails when a card is missing or disagrees with the recipe.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ no hand-written attention mask is needed. With continuous positions (``doc_maski
 same rows are plain causal attention across documents — the ablation of chapter 05.
 
 Both the ``eager`` and ``sdpa`` attention implementations build their mask through
-``create_causal_mask`` and honour packed positions (tests/test_data_packing.py checks both against
+``create_causal_mask`` and honour packed positions (tests/data/test_data_stream.py checks both against
 a real SmolLM3ForCausalLM); :data:`ATTN_IMPLEMENTATION` is the one the book uses on CPU, chosen by
 timing both side by side (:func:`time_attention`, shown in notebook 01).
 """

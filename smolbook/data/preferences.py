@@ -45,7 +45,7 @@ def preference_pairs(prompts: Sequence[dict], chosen: Any, rejected: Any,
     """
     import datasets
 
-    from smolbook.evaluate.chat import score_completion
+    from smolbook.evaluate.scoring import score_completion
 
     rows, report = [], PreferenceReport()
     prompts = [dict(p) for p in prompts]

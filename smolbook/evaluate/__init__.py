@@ -10,8 +10,9 @@ from smolbook.lazy import lazy_exports
 
 # Chat evaluation names load on first use (PEP 562), like smolbook.data's.
 _LAZY = {
-    "smolbook.evaluate.chat": ("answer_matches", "evaluate_chat", "evaluate_checkpoints", "extract_answer", "format_ok",
-                               "score_completion", "summarise", "tool_call_matches", "tool_call_valid"),
+    "smolbook.evaluate.chat": ("chat_scores", "evaluate_chat", "evaluate_checkpoints", "learning_curve"),
+    "smolbook.evaluate.scoring": ("answer_matches", "extract_answer", "format_ok", "score_completion", "summarise",
+                                  "tool_call_matches", "tool_call_valid"),
     "smolbook.evaluate.ifeval": ("ifeval_check", "ifeval_scores"),
     "smolbook.evaluate.language": ("detect_language",),
     # lighteval: the book's tasks as custom tasks, run offline on any checkpoint (chapter 14, `smolbook eval`)

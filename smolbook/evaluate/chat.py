@@ -3,152 +3,26 @@ and mode.
 
     from smolbook.evaluate.chat import evaluate_chat
     from smolbook.teacher import ModelTeacher
+
     record = evaluate_chat(ModelTeacher("runs/tiny/sft"), chat.heldout_set(), "think", checkpoint="sft")
 
-Scores, each over the held-out rows it applies to:
-
-* ``answer_em`` — exact match of the final answer ("The answer is X." in the prompt's language) for math,
-  code output, facts, multi-turn, multilingual and system-prompt rows (and per kind);
-* ``ifeval_prompt_strict`` / ``ifeval_inst_strict`` — IFEval's strict accuracies (:mod:`.ifeval`);
-* ``tool_call_match`` — the call equals the expected one after parsing, in either style (BFCL's AST
-  match); ``tool_call_validity`` — every call in the answer parses;
-* ``language_match`` — the answer is in the prompt's language;
-* ``format_ok`` — think mode: a closed, non-empty think block, then an answer; no_think: no reasoning.
+The scores of one completion (exact match, IFEval, tool calls, language, format per mode) are
+:mod:`smolbook.evaluate.scoring`'s.
 """
 from __future__ import annotations
 
-import json
-import re
-from collections import defaultdict
 from typing import Any, Sequence
 
 import torch
+from transformers import AutoModelForCausalLM
 
-from smolbook.chat import CallError, ToolCall, parse_completion
-from smolbook.data.conversations import ANSWER_PHRASES, MODES
+from smolbook.chat.template import attach_template
+from smolbook.data.conversations import MODES
+from smolbook.data.tokenizer import load_tokenizer
 from smolbook.errors import SmolbookError
-from smolbook.evaluate.ifeval import ifeval_check
-from smolbook.evaluate.language import detect_language
+from smolbook.evaluate.scoring import TOOL_KINDS, score_completion, summarise
 from smolbook.parallel import map_in_workers, worker_count
-
-TOOL_KINDS = ("tools_xml", "tools_python")
-_FINAL = re.compile(r"(?:" + "|".join(re.escape(p) for p in ANSWER_PHRASES.values()) + r")\s+(.+)")
-
-
-def extract_answer(text: str) -> str | None:
-    """The X of the last "The answer is X." (in any of the six languages) in ``text``; None when absent."""
-    found = None
-    for line in text.splitlines():
-        for m in _FINAL.finditer(line):
-            found = m.group(1).strip()
-    if found is None:
-        return None
-    return found[:-1].rstrip() if found.endswith(".") else found
-
-
-def _normalise(value: Any) -> str:
-    return " ".join(str(value).split())
-
-
-def answer_matches(expected: str, completion: str) -> bool:
-    """Exact match of ``completion``'s final answer (its "The answer is X.") with ``expected``."""
-    got = extract_answer(parse_completion(completion).answer)
-    return got is not None and _normalise(got) == _normalise(expected)
-
-
-def _same(a: Any, b: Any) -> bool:
-    # JSON equality, but an int and the equal float match (1 == 1.0), a bool never matches an int.
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a == b and type(a) in (int, float, str, type(None)) and type(b) in (int, float, str, type(None))
-
-
-def tool_call_matches(expected: dict, completion: str) -> bool:
-    """Whether ``completion`` holds a call, in either style, whose name and parsed arguments equal ``expected``
-    (``{"name": ..., "arguments": {...}}``, as the model card writes a call). Calls inside the think
-    block do not count; a malformed call never matches."""
-    if not isinstance(expected, dict) or not isinstance(expected.get("name"), str) \
-            or not isinstance(expected.get("arguments", {}), dict):
-        raise SmolbookError(f"expected call {expected!r} must be {{\"name\": str, \"arguments\": dict}}")
-    calls = parse_completion(completion).tool_calls
-    want = ToolCall(expected["name"], expected.get("arguments", {}))
-    return any(isinstance(c, ToolCall) and c.name == want.name and _same(c.arguments, want.arguments) for c in calls)
-
-
-def tool_call_valid(completion: str) -> bool:
-    """Whether ``completion``'s answer holds at least one call and every call in it parses."""
-    calls = parse_completion(completion).tool_calls
-    return bool(calls) and not any(isinstance(c, CallError) for c in calls)
-
-
-def format_ok(completion: str, mode: str) -> bool:
-    """think: a closed, non-empty think block followed by an answer; no_think: an answer and no reasoning."""
-    c = parse_completion(completion)
-    if c.error or not c.answer:
-        return False
-    if mode == "think":
-        return bool(c.reasoning)
-    if mode == "no_think":
-        return not c.reasoning
-    raise SmolbookError(f"mode {mode!r} is not one of {', '.join(MODES)}")
-
-
-def score_completion(row: dict, completion: str, mode: str) -> dict[str, Any]:
-    """Every score that applies to one held-out row and a model's completion of its prompt.
-
-    ``correct`` is the row's main score (exact match, all IFEval instructions, or the tool call);
-    ``error`` says why a completion could not be read (an unclosed think block), or is None.
-    """
-    parsed = parse_completion(completion)
-    kind = row["kind"]
-    out: dict[str, Any] = {"kind": kind, "format_ok": format_ok(completion, mode), "error": parsed.error,
-                           "language_match": None, "tool_call_valid": None, "ifeval": None}
-    if kind in TOOL_KINDS:
-        out["correct"] = tool_call_matches(json.loads(row["expected_call"]), completion)
-        out["tool_call_valid"] = tool_call_valid(completion)
-    elif row.get("instructions"):
-        spec = json.loads(row["instructions"])
-        out["ifeval"] = [ifeval_check(i, k, parsed.answer) for i, k in zip(spec["instruction_id_list"], spec["kwargs"])]
-        out["correct"] = all(out["ifeval"])
-    else:
-        out["correct"] = answer_matches(row["answer"], completion)
-    # Language is scored where the reference answer itself reads as the row's language (not tool calls, JSON).
-    if kind not in TOOL_KINDS and detect_language(row["solution_answer"]) == row["lang"]:
-        out["language_match"] = detect_language(parsed.answer) == row["lang"]
-    return out
-
-
-def _mean(values: list) -> float | None:
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
-
-
-def summarise(scores: Sequence[dict], mode: str, checkpoint: str) -> dict[str, Any]:
-    """One flat record of ``scores`` (from :func:`score_completion`): a line of a comparison table."""
-    by_kind: dict[str, list[dict]] = defaultdict(list)
-    for s in scores:
-        by_kind[s["kind"]].append(s)
-    answer_rows = [s for s in scores if s["kind"] not in TOOL_KINDS and s["ifeval"] is None]
-    ifeval_rows = [s["ifeval"] for s in scores if s["ifeval"] is not None]
-    tool_rows = [s for s in scores if s["kind"] in TOOL_KINDS]
-    record: dict[str, Any] = {
-        "checkpoint": checkpoint, "mode": mode, "n": len(scores),
-        "answer_em": _mean([s["correct"] for s in answer_rows]),
-        "ifeval_prompt_strict": _mean([all(r) for r in ifeval_rows]),
-        "ifeval_inst_strict": _mean([x for r in ifeval_rows for x in r]),
-        "tool_call_match": _mean([s["correct"] for s in tool_rows]),
-        "tool_call_validity": _mean([s["tool_call_valid"] for s in tool_rows]),
-        "language_match": _mean([s["language_match"] for s in scores]),
-        "format_ok": _mean([s["format_ok"] for s in scores]),
-        "unparsable": sum(s["error"] is not None for s in scores),
-    }
-    for kind, rows in sorted(by_kind.items()):
-        record[f"correct/{kind}"] = _mean([s["correct"] for s in rows])
-    return record
+from smolbook.teacher import ModelTeacher
 
 
 def evaluate_chat(teacher: Any, rows: Sequence[dict], mode: str, checkpoint: str = "model") -> dict[str, Any]:
@@ -172,12 +46,6 @@ def evaluate_checkpoints(teachers: dict[str, Any], rows: Sequence[dict],
 def folder_teacher(path: Any, name: str = "model", max_new_tokens: int = 256, batch_size: int = 16) -> Any:
     """A greedy :class:`smolbook.teacher.ModelTeacher` on a checkpoint folder, plain transformers, through the
     checkpoint's chat template (the book's when a base model's tokenizer carries none)."""
-    from transformers import AutoModelForCausalLM
-
-    from smolbook.chat.template import attach_template
-    from smolbook.data.tokenizer import load_tokenizer
-    from smolbook.teacher import ModelTeacher
-
     tok = load_tokenizer(path)
     if not getattr(tok, "chat_template", None):
         attach_template(tok)  # a base model's tokenizer (before SFT) carries no template of its own

@@ -3,7 +3,7 @@
 Hand-written with IFEval's semantics (google-research/instruction_following_eval, as lighteval 0.13
 ships it in ``lighteval.tasks.tasks.ifeval.instructions``) because that module cannot be used offline
 here: importing it downloads NLTK's punkt data, and its case checkers need ``langdetect``, which is
-not installed. tests/test_evaluate_chat.py checks that both agree, case by case, on the ids whose
+not installed. tests/evaluate/test_evaluate_chat.py checks that both agree, case by case, on the ids whose
 lighteval checkers run offline. The case checkers use :func:`smolbook.evaluate.language.detect_language`
 where IFEval uses langdetect; as in IFEval, a text whose language cannot be told counts as English.
 """

@@ -143,9 +143,8 @@ def evaluate_registered(output_dir: str | os.PathLike, scale: str | Scale, seed:
                if (e["chapter_final"] or not sizes.only_final) and _wanted(e, only)]
     chain = {e["label"] for e in entries if e["chapter_final"]}
     for e in entries:
-        final = next((f for f in entries if f["chapter"] == e["chapter"] and f["chapter_final"]), None)
-        if final is not None and e["name"] in arm_seeds(final["name"], [x["name"] for x in entries if x["chapter"] == e["chapter"]]):
-            chain.add(e["label"])
+        if e["chapter_final"]:
+            chain |= {m["label"] for m in stage_members([x for x in entries if x["chapter"] == e["chapter"]])}
     bar = tqdm(entries, desc="evaluating checkpoints", disable=not progress)
     for e in bar:
         bar.set_postfix_str(e["label"])
@@ -160,6 +159,7 @@ def evaluate_registered(output_dir: str | os.PathLike, scale: str | Scale, seed:
         modes = [v for k in ("book_chat_think", "book_chat_no_think") if (v := scores.get(k)) is not None]
         scores[CHAT] = statistics.fmean(modes) if modes else None
         rows.append({"label": e["label"], "chapter": e["chapter"], "name": e["name"], "aliases": e["aliases"],
+                     "arm": e.get("arm"), "seed": e.get("seed"),
                      "path": e["path"], "step": e.get("step"), "final": e["final"],
                      "chapter_final": e["chapter_final"], "suite": suite, **scores, LONG_CONTEXT: lc,
                      "seconds": round(time.perf_counter() - t0, 1)})
@@ -250,17 +250,22 @@ def arm_seeds(final_name: str, names: Sequence[str]) -> list[str]:
     return [name for _, name in seeded] or [final_name]
 
 
-def stage_values(rows: Sequence[dict], chapter: str, task: str) -> list[float]:
-    """A stage's values of ``task`` for a verdict, one per seed where the chapter has them (:func:`arm_seeds`)."""
-    mine = {r["name"]: r for r in rows if r["chapter"] == chapter}
-    final = next((r for r in mine.values() if r.get("chapter_final")), None)
+def stage_members(entries: Sequence[dict]) -> list[dict]:
+    """The checkpoints of one chapter that stand for its stage seed by seed, in seed order: a sweep's run (with an
+    ``arm`` in ``checkpoints.json``) brings its arm's checkpoint of every seed; a checkpoint without one, the
+    per-seed family its name belongs to (:func:`arm_seeds`); none when the chapter has no final checkpoint."""
+    final = next((e for e in entries if e.get("chapter_final")), None)
     if final is None:
         return []
-    if final.get("arm") is not None:  # a sweep's run: its arm's checkpoint of every seed, as checkpoints.json says
-        chosen = sorted((r for r in mine.values() if r.get("arm") == final["arm"]), key=lambda r: r.get("seed", 0))
-    else:
-        chosen = [mine[n] for n in arm_seeds(final["name"], list(mine))]
-    return [v for r in chosen if (v := _value(r, task)) is not None]
+    if final.get("arm") is not None:
+        return sorted((e for e in entries if e.get("arm") == final["arm"]), key=lambda e: e.get("seed") or 0)
+    by_name = {e["name"]: e for e in entries}
+    return [by_name[n] for n in arm_seeds(final["name"], list(by_name))]
+
+
+def stage_values(rows: Sequence[dict], chapter: str, task: str) -> list[float]:
+    """A stage's values of ``task`` for a verdict, one per seed where the chapter has them (:func:`stage_members`)."""
+    return [v for r in stage_members([r for r in rows if r["chapter"] == chapter]) if (v := _value(r, task)) is not None]
 
 
 def paired(a: Sequence[float], b: Sequence[float]) -> tuple[list[float] | float, list[float] | float]:

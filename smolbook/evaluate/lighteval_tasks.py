@@ -106,7 +106,7 @@ class ChatScores(SampleLevelComputation):
     one does not apply (averaged over the rows it applies to, as ``smolbook.evaluate.chat.summarise`` does)."""
 
     def compute(self, doc: Doc, model_response, **kwargs) -> dict[str, float]:
-        from smolbook.evaluate.chat import TOOL_KINDS, score_completion
+        from smolbook.evaluate.scoring import TOOL_KINDS, score_completion
 
         row = json.loads(doc.specific["row"])
         completion = model_response.text[0].split(STOP)[0]

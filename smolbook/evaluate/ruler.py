@@ -7,7 +7,7 @@ module generates those tasks at any length, deterministically from a seed, and s
 * greedy decoding of the answer (``model.generate``) and exact match, RULER's own metric;
 * teacher-forced per-token accuracy and loss on the answer, which moves earlier at tiny scale, and
   ``forced_exact_match`` (every answer token is the argmax given the true prefix), which equals greedy
-  exact match without a decode loop (tests/test_ruler.py checks the two agree).
+  exact match without a decode loop (tests/evaluate/test_ruler.py checks the two agree).
 
 Both are compared with a *control*: the same prompts scored against another sample's answer. A
 probe whose accuracy does not beat its control is at chance, and a chapter must report it as

@@ -7,7 +7,8 @@ from dataclasses import asdict
 from typing import Any
 
 from smolbook.recipe.ledger import ledger
-from smolbook.recipe.schema import HUB_ID_SOURCES, Recipe, Stage, _pct, human_tokens, load_recipe
+from smolbook.recipe.schema import HUB_ID_SOURCES, Recipe, Stage, load_recipe
+from smolbook.recipe.units import human_tokens, pct
 
 # ----------------------------------------------------------------------------- CLI
 def mixture_rows(stage: Stage) -> list[dict]:
@@ -50,8 +51,8 @@ def format_summary(r: Recipe) -> str:
         b, c = s.bucket_shares(), s.category_shares()
         rows.append([s.name, s.config_file, f"{s.start_step:,}-{s.end_step:,}",
                      f"{human_tokens(s.start_tokens)}-{human_tokens(s.end_tokens)}", human_tokens(s.tokens),
-                     str(len(s.datasets)), f"{s.weight_sum:.5g}", _pct(b["web"]), _pct(c["multilingual-web"]),
-                     _pct(b["code"]), _pct(b["math"]), _pct(b["other"])])
+                     str(len(s.datasets)), f"{s.weight_sum:.5g}", pct(b["web"]), pct(c["multilingual-web"]),
+                     pct(b["code"]), pct(b["math"]), pct(b["other"])])
     out.append(_table(rows, ["stage", "config", "steps", "tokens", "length", "sets", "w-sum", "web", "(multil.)",
                              "code", "math", "other"], right={4, 5, 6, 7, 8, 9, 10, 11}))
     ds = r.all_datasets()

@@ -21,6 +21,8 @@ from typing import Any
 import yaml
 
 from smolbook.errors import SmolbookError
+from smolbook.recipe.facts import config_facts
+from smolbook.recipe.units import SUFFIXES
 
 RECIPE_FILE = Path(__file__).with_name("smollm3.yaml")
 CATEGORIES = ("web", "multilingual-web", "code", "math", "reasoning")
@@ -30,8 +32,7 @@ COUNTS_AS = ("math", "code", "general")
 HUB_ID_SOURCES = ("config-comment", "inferred", "unknown")
 LEDGER_KINDS = ("compared", "blog-only", "config-only", "config-internal")
 # Path components that name a storage format, not a dataset (a quirk of one read path).
-_STORAGE_WORDS = ("tokenized", "standard")
-_SUFFIX = {"": 1.0, "k": 1e3, "M": 1e6, "B": 1e9, "T": 1e12, "%": 0.01}
+STORAGE_WORDS = ("tokenized", "standard")
 
 
 class RecipeError(SmolbookError, ValueError):
@@ -356,7 +357,7 @@ def _parse_stated(where: str, stated: Any, exact: bool) -> Any:
         return s == "true"
     m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kMBT%]?)", s)
     if m:
-        return float(m.group(1)) * _SUFFIX[m.group(2)]
+        return float(m.group(1)) * SUFFIXES[m.group(2)]
     if not exact:
         raise _fail(where, f"stated value '{s}' is not a number (write e.g. 11.2T, 50B, 85%)")
     return s
@@ -505,8 +506,6 @@ def _load(path: str | Path) -> Recipe:
 
     recipe = Recipe(architecture=arch, optimizer=opt, runs=runs, stages=tuple(stages), blog_facts=tuple(facts),
                     blog_source=str(blog["source"]), config_only=tuple(conly), source_file=str(path))
-    from smolbook.recipe.ledger import config_facts  # the ledger computes facts from a loaded recipe
-
     known = config_facts(recipe)
     for f in facts:
         if f.config is not None and f.config not in known:
@@ -521,18 +520,5 @@ def _load(path: str | Path) -> Recipe:
 def load_recipe() -> Recipe:
     """The SmolLM3 recipe (cached): facts transcribed from the released nanotron configs."""
     return load_recipe_file(RECIPE_FILE)
-
-
-# ----------------------------------------------------------------------------- formatting
-def human_tokens(n: float) -> str:
-    """1.1136e13 -> '11.14T', 4.72e10 -> '47.19B'."""
-    for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{suffix}"
-    return f"{n:g}"
-
-
-def _pct(x: float, digits: int = 1) -> str:
-    return f"{100 * x:.{digits}f}%"
 
 

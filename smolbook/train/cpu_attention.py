@@ -13,7 +13,7 @@ Two things make torch's CPU attention slow where the book trains, and neither to
   On CUDA flash attention reads those offsets; on CPU transformers builds the block-diagonal mask of the whole
   flattened row (4,000 x 4,000 for four 1,024-token rows) and sdpa computes every entry of it, 16x the work of the
   conversations themselves, in its masked (non-flash) path. Here each conversation is attended alone with the
-  causal flash kernel instead, which computes exactly what the block mask allows (tests/test_cpu_attention.py
+  causal flash kernel instead, which computes exactly what the block mask allows (tests/model/test_cpu_attention.py
   compares the two). Measured on one layer's flattened row of six conversations (3,994 tokens, 8 heads x 16):
   forward + backward 700 ms masked against 143-175 ms segment by segment (``benchmarks/sft_throughput.py``).
 

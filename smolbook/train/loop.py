@@ -2,7 +2,7 @@
 
 The data stream yields the *global* batch; every process takes its own contiguous slice of rows, so the data a
 step sees does not depend on the number of processes, and 1 process and N processes follow the same loss
-trajectory (tests/test_train_distributed.py). Each slice is cut into micro-batches (gradient accumulation). The
+trajectory (tests/train/test_train_distributed.py). Each slice is cut into micro-batches (gradient accumulation). The
 loss is a token sum divided by the global number of predicted tokens, so accumulation and data parallelism
 give the same gradient as one big batch.
 

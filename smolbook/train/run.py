@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from smolbook.cluster import GPUS_PER_NODE
+from smolbook.fingerprint import library_hash
 from smolbook.errors import SmolbookError
 from smolbook.scales import Scale, get_scale
 from smolbook.train import checkpoint as ckpt_mod
@@ -334,7 +335,6 @@ def resolve(spec: RunSpec) -> Resolved:
 # -- fingerprints and auto-resume ---------------------------------------------------------------------------------
 def fingerprint(spec: RunSpec) -> str:
     """What a run's results depend on: the spec (less ``resume``) and the library's code."""
-    from smolbook.runner import library_hash
 
     d = spec.to_dict()
     d.pop("resume")
@@ -457,7 +457,7 @@ def write_sbatch(spec: RunSpec, spec_file: str | Path, nodes: int | None = None,
     :func:`run` launches it over every node with ``srun`` + ``torchrun``. Nodes default to the recipe's for the
     run's phase; ``smolbook submit`` writes the job that runs the whole book instead."""
     from smolbook.cluster import placement, recipe_nodes
-    from smolbook.submit import JobOptions, render_job
+    from smolbook.sbatch import JobOptions, render_job
 
     run_dir = spec.run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -89,7 +89,7 @@ def make_trainer(kind: str, model: Any, tokenizer: Any, dataset: Any, config: Tr
     common = _common_args(config, rows, seq_len, output_dir)
     if kind == "sft":
         # BFD packing is padding-free: one row of whole conversations, position ids restarting at each, so
-        # transformers keeps them apart (tests/test_sft_packing.py) and the CPU attention attends to each alone.
+        # transformers keeps them apart (tests/data/test_sft_packing.py) and the CPU attention attends to each alone.
         args = SFTConfig(packing=True, packing_strategy="bfd", assistant_only_loss=True, **common)
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     elif kind == "dpo":

@@ -1,0 +1,125 @@
+"""The ablation library: parameter matching, the norm measures, and smoke-sized runs of arms (the shared recipe arm)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from smolbook import ablations as abl
+from smolbook.errors import SmolbookError
+from smolbook.model import count_parameters, smollm3_config
+
+
+# -- pieces ---------------------------------------------------------------------------------------------------
+def test_match_parameters_widens_the_mlp_to_the_target():
+    mha = smollm3_config("tiny", num_key_value_heads=8)
+    mqa = smollm3_config("tiny", num_key_value_heads=1)
+    target = count_parameters(mha)
+    assert count_parameters(mqa) < target
+    matched = abl.match_parameters(mqa, target)
+    step = 3 * mqa.hidden_size * mqa.num_hidden_layers
+    assert abs(count_parameters(matched) - target) <= step / 2
+    assert matched.intermediate_size > mqa.intermediate_size and matched.num_key_value_heads == 1
+    assert mqa.intermediate_size == smollm3_config("tiny").intermediate_size  # the original is untouched
+
+
+def _run(norms: list[float]) -> abl.Run:
+    steps = [10 * i for i in range(len(norms))]
+    rows = [{"kind": "eval", "step": s, "embedding_norm": n} for s, n in zip(steps, norms)]
+    return abl.Run("a", 0, None, 1, 1, steps[-1], 1, 1.0, rows)
+
+
+def test_embedding_norm_drift():
+    assert abl.embedding_norm_drift(_run([1.0, 2.0, 2.0, 2.0, 2.2])) == pytest.approx(0.1)
+    assert abl.embedding_norm_drift(_run([1.0, 1.0, 1.0])) == 0.0
+    with pytest.raises(SmolbookError):
+        abl.embedding_norm_drift(_run([1.0]))
+
+
+def test_run_values_at_a_step_and_the_decay_bound():
+    rows = [{"kind": "eval", "step": s, "valid_loss": v} for s, v in ((0, 5.0), (50, 3.0), (100, 2.5))]
+    rows += [{"kind": "train", "step": s, "lr": 0.01} for s in range(1, 101)]
+    run = abl.Run("a", 0, None, 1, 1, 100, 1, 1.0, rows)
+    assert run.at("valid_loss", 50) == 3.0 and run.last("valid_loss") == 2.5
+    with pytest.raises(SmolbookError, match="not at 60"):
+        run.at("valid_loss", 60)
+    # 100 steps at lr 0.01 with decay 0.1: the weights can shrink by at most 1 - 0.999**100
+    assert abl.decay_shrink_bound(run, 0.1) == pytest.approx(1 - 0.999 ** 100)
+
+
+# -- a real (smoke-sized) ablation -----------------------------------------------------------------------------
+def test_run_arms_is_seeded_and_records_what_the_chapters_need(smoke_data, tmp_path):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        arms = [abl.Arm("A", model={"num_key_value_heads": 4}),
+                abl.Arm("A again", model={"num_key_value_heads": 4}),
+                abl.Arm("B", model={"num_key_value_heads": 1}, match_params_to="A", recipe=True)]
+        seen = []
+        ab = abl.run_arms("t", arms, "smoke", tmp_path, smoke_data, seeds=[0], tokens=3 * 4 * 64,
+                          after=abl.after_key("x")(lambda model, run: seen.append(run.arm) or {"answer": 42}),
+                          progress=False)
+    finally:
+        torch.set_num_threads(before)
+    assert [(r.arm, r.seed, r.steps) for r in ab.runs] == [("A", 0, 3), ("A again", 0, 3), ("B", 0, 3)]
+    assert seen == ["A", "A again", "B"] and ab.runs[0].final == {"x": {"answer": 42}}
+    a, a2, b = ab.runs
+    assert a.last("valid_loss") == a2.last("valid_loss")  # same arm, same seed: the same run
+    assert a.last("valid_loss") != b.last("valid_loss")
+    assert a.series("embedding_norm", "eval")[0] == [0, 3] and 0 <= a.last("acc/cloze") <= 1
+    assert a.kv_cache_bytes_per_token == 4 * b.kv_cache_bytes_per_token
+    assert abs(b.parameters - a.parameters) <= 3 * 32 * 2
+    table = abl.setup_table(ab)
+    assert "| B (recipe) |" in table and "MLP resized to match A's parameters" in table
+    assert ab.summary("valid_loss")["A"]["n"] == 1
+    assert (a.output_dir / "run.json").is_file() and (a.output_dir / "metrics.jsonl").is_file()
+    with pytest.raises(SmolbookError, match="no arm called"):
+        ab.values("C", "valid_loss")
+    with pytest.raises(SmolbookError, match="distinct names"):
+        abl.run_arms("t", [arms[0], arms[0]], "smoke", tmp_path, smoke_data, progress=False)
+
+
+def test_the_recipe_arm_is_trained_once_and_shared(smoke_data, tmp_path):
+    calls = []
+    probe = abl.after_key("probe")(lambda model, run: calls.append(run.arm) or {"n": len(calls)})
+    recipe = abl.Arm("recipe", recipe=True)
+    assert recipe.shared and not abl.Arm("B", model={"num_key_value_heads": 1}, recipe=True).shared
+    one = abl.run_arms("first", [abl.Arm("other", stream={"doc_masking": False}), recipe], "smoke", tmp_path,
+                       smoke_data, seeds=[0], tokens=2 * 4 * 64, progress=False)
+    two = abl.run_arms("second", [recipe], "smoke", tmp_path, smoke_data, seeds=[0], tokens=2 * 4 * 64,
+                       after=probe, progress=False)
+    three = abl.run_arms("third", [recipe], "smoke", tmp_path, smoke_data, seeds=[0], tokens=2 * 4 * 64,
+                         after=probe, progress=False)
+    r1, r2, r3 = one.arm_runs("recipe")[0], two.runs[0], three.runs[0]
+    assert r1.output_dir == r2.output_dir == tmp_path / "ablations" / "recipe" / "seed0"
+    assert r1.metrics == r2.metrics == r3.metrics
+    assert calls == ["recipe"] and r3.final["probe"] == {"n": 1}  # evaluated once, from its checkpoint
+    # other settings are another run, not a stale reuse
+    four = abl.run_arms("fourth", [recipe], "smoke", tmp_path, smoke_data, seeds=[0], tokens=3 * 4 * 64,
+                        progress=False)
+    assert four.runs[0].steps == 3
+
+
+def test_runs_train_side_by_side_in_worker_processes(smoke_data, tmp_path):
+    """Two worker processes train the same runs as this process does, into the same folders and records."""
+    arms = [abl.Arm("A", model={"num_key_value_heads": 4}), abl.Arm("B", recipe=True)]
+    kw = dict(seeds=[0, 1], tokens=3 * 4 * 64, progress=False)
+    here = abl.run_arms("here", arms, "smoke", tmp_path / "here", smoke_data, workers=1, **kw)
+    apart = abl.run_arms("apart", arms, "smoke", tmp_path / "apart", smoke_data, workers=2, **kw)
+    assert [(r.arm, r.seed, r.steps) for r in apart.runs] == [(r.arm, r.seed, r.steps) for r in here.runs]
+    for a, b in zip(here.runs, apart.runs):
+        assert b.seconds > 0 and (b.output_dir / "final" / "config.json").is_file()
+        assert json.loads((b.output_dir / "run.json").read_text())["steps"] == 3
+        assert b.series("loss")[0] == [1, 2, 3]
+        # another thread count rounds bf16 matmuls differently: the same training, not the same bits
+        assert b.last("valid_loss") == pytest.approx(a.last("valid_loss"), abs=0.02)
+    assert here.runs[0].last("valid_loss") != here.runs[1].last("valid_loss")
+
+
+def test_worker_plan():
+    assert abl.plan_workers("smoke", 5, workers=3) == 3 and abl.plan_workers("smoke", 2, workers=3) == 2
+    assert abl.plan_workers("gpu", 6) == 1  # a GPU trains one run at a time, here
+    assert abl.plan_workers("tiny", 6) == min(torch.get_num_threads(), 6)
+    with pytest.raises(SmolbookError, match="at least 1"):
+        abl.plan_workers("tiny", 3, workers=0)
