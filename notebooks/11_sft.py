@@ -168,8 +168,10 @@ book.number("SFT seconds, control arms", round(seconds_controls, 1), "s", note=f
 # %% [markdown]
 # ## The learning curve
 # The recipe arm's main seed kept a checkpoint every fifth of its steps; each answers the held-out conversations of
-# every kind in both modes. The scale's SFT budget (`smolbook/scales.yaml`, `sft`) was sized from this curve: where
-# format and exact match stop rising within the chapter's time.
+# every kind in both modes. The scale's SFT budget (`smolbook/scales.yaml`, `sft`) was sized from curves like this
+# one: at tiny it sits below the knee a longer run measured (600-750 steps of the first tokenizer, the table's
+# comment gives that curve), because three seeds at the knee do not fit the chapter's time; where this curve still
+# rises at its last step, more steps would still help.
 
 # %%
 n, long_answers, short_answers = s.evaluation.chat_items, s.evaluation.chat_tokens, s.evaluation.short_chat_tokens
