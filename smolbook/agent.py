@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 
 from smolbook.chat import CallError, ToolCall, parse_completion
 from smolbook.errors import SmolbookError
+from smolbook.evaluate.scoring import answer_matches
 
 STYLES = ("xml", "python")
 
@@ -189,7 +190,6 @@ def agent_on_rows(generate: Generate, rows: Sequence[dict], registry: ToolRegist
     whether the first call is the expected one, error turns, why the loop stopped, the final answer and whether it
     is the row's answer (exact match, after the tool results were fed back)."""
     from smolbook.data.chat import template_kwargs
-    from smolbook.evaluate.scoring import answer_matches
 
     out = []
     for row in rows:

@@ -182,7 +182,8 @@ def _build_quietly(scale: Scale, root: Path, seed: int, progress: bool) -> Prepa
     bar.update()
 
     t1 = time.perf_counter()
-    tok = train_bpe(tokenizer_texts(scale, corpus, seed), scale.model.vocab_size, root / "tokenizer", model_max_length=scale.long_context[1])
+    tok = train_bpe(tokenizer_texts(scale, corpus, seed), scale.model.vocab_size, root / "tokenizer",
+                    model_max_length=scale.long_context[1])
     t_tok = time.perf_counter() - t1
     bar.update()
 

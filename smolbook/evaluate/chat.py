@@ -67,9 +67,9 @@ def chat_scores(checkpoints: dict[str, Any], rows: Sequence[dict], modes: Sequen
     one record per checkpoint and mode, each also holding the generation's tokens/s.
 
     On a CPU the checkpoints are evaluated side by side in one-thread worker processes (:mod:`smolbook.parallel`;
-    ``workers=1`` keeps them here): greedy decoding of a tiny model is bound by per-token overhead, not arithmetic,
-    so a second thread in one process barely helps while a second process doubles the rate
-    (``benchmarks/chat_eval_workers.py``)."""
+    ``workers=1`` keeps them here). Measured with ``benchmarks/chat_eval_workers.py`` on 2 cores: 1.13x one
+    two-thread process at 4 checkpoints x 72 conversations x 128 new tokens, 0.57x at 4 x 18 x 64 (each worker's
+    start-up, ~3 s, outweighs a job of a few seconds); a chapter's evaluations are the larger kind."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     n = worker_count(device, len(checkpoints), workers)
     plain = [dict(r) for r in rows]
