@@ -26,7 +26,7 @@ import torch
 
 from smolbook.errors import SmolbookError
 from smolbook.scales import Scale, get_scale
-from smolbook.parallel import worker_count
+from smolbook.parallel import in_worker, worker_count
 from smolbook.train.sweep import wait_with_progress
 
 SHARED_RECIPE_DIR = "recipe"
@@ -354,10 +354,8 @@ def _worker_train(job: dict[str, Any], data_dir: str, data_seed: int, s: Scale, 
                   ) -> dict[str, Any]:
     """A worker process's job: the data read back once per process, ``threads`` torch threads, no progress bar."""
     from smolbook.data import prepare
-    from smolbook.quiet import quiet_libraries
 
-    quiet_libraries()
-    torch.set_num_threads(threads)
+    in_worker(threads)
     key = (data_dir, data_seed, s.name, max_valid_rows)
     if _WORKER_STATE.get("key") != key:
         data = prepare(s, data_dir, seed=data_seed, progress=False)

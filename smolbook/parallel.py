@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from smolbook.errors import SmolbookError
+from smolbook.quiet import quiet_libraries
 
 
 def worker_count(device: str, n_jobs: int, workers: int | None = None) -> int:
@@ -26,11 +27,14 @@ def worker_count(device: str, n_jobs: int, workers: int | None = None) -> int:
     return max(1, min(torch.get_num_threads(), n_jobs)) if device == "cpu" else 1
 
 
-def _call_with_threads(fn: Callable[..., Any], threads: int, args: tuple) -> Any:
-    from smolbook.quiet import quiet_libraries
-
+def in_worker(threads: int) -> None:
+    """Set up a spawned worker process: ``threads`` torch threads, libraries quiet (its parent shows the progress)."""
     quiet_libraries()
     torch.set_num_threads(threads)
+
+
+def _call_with_threads(fn: Callable[..., Any], threads: int, args: tuple) -> Any:
+    in_worker(threads)
     return fn(*args)
 
 

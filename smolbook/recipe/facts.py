@@ -3,12 +3,9 @@ transcription (parameters, tokens per stage, mixture shares, schedules, ...), ne
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from smolbook.recipe.units import human_tokens, pct
-
-if TYPE_CHECKING:  # the loader (schema) builds the Recipe and calls config_facts on it: types only here
-    from smolbook.recipe.schema import Recipe, Stage
 
 
 @dataclass(frozen=True)
@@ -19,9 +16,10 @@ class ConfigFact:
 
 
 
-def config_facts(recipe: Recipe) -> dict[str, ConfigFact]:
-    """Every config-side quantity the ledger can compare, computed from the transcribed facts of ``recipe``
-    (the loader checks that each blog fact names one of them)."""
+def config_facts(recipe: Any) -> dict[str, ConfigFact]:
+    """Every config-side quantity the ledger can compare, computed from the transcribed facts of ``recipe`` (a
+    :class:`smolbook.recipe.schema.Recipe`; the loader in that module calls this to check that each blog fact names
+    one of them, so this module does not import it back)."""
     r = recipe
     a, o, pre = r.architecture, r.optimizer, r.runs["pretraining"]
     sch = pre.schedule
@@ -64,7 +62,7 @@ def config_facts(recipe: Recipe) -> dict[str, ConfigFact]:
         put(f"{name}.gpus", run.gpus, f"{run.gpus} (tp {run.tp} x pp {run.pp} x cp {run.context_parallel_size} x dp {run.dp})",
             run.config_file)
     # Languages of the multilingual web in the last pretraining stage vs each long-context stage.
-    def langs(stage: Stage) -> set[str]:
+    def langs(stage: Any) -> set[str]:
         return {d.subset for d in stage.datasets if d.category == "multilingual-web" and d.subset}
     for s in r.stages:
         if s.run.name != "pretraining":

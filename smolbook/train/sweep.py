@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from smolbook.data import prepare
 from smolbook.errors import SmolbookError
-from smolbook.parallel import worker_count
+from smolbook.parallel import in_worker, worker_count
 from smolbook.scales import get_scale
 from smolbook.train.loop import TrainResult
 from smolbook.train.run import (TrainingInterrupted, already_done, budget_of, corpus_seed_of, launcher_of, register,
@@ -84,10 +84,7 @@ def sweep(runs: Mapping[tuple[str, int], RunSpec], *, workers: int | None = None
 
 def _worker(spec_dict: dict[str, Any], threads: int) -> str:
     """A worker process's job: one run in this process, ``threads`` torch threads, no progress bars of its own."""
-    from smolbook.quiet import quiet_libraries
-
-    quiet_libraries()
-    torch.set_num_threads(threads)
+    in_worker(threads)
     spec = RunSpec.from_dict(spec_dict)
     train_here(spec, progress=False)
     return str(spec.run_dir)
