@@ -47,7 +47,7 @@ from smolbook import Chapter
 from smolbook.claims import Check, Claim
 from smolbook.data import prepare
 from smolbook.model import count_parameters, smollm3_config
-from smolbook.train import RunSpec, ScheduleSpec, run
+from smolbook.train import RunSpec, ScheduleSpec, run, sweep
 from smolbook.scales import pretraining_shares
 from smolbook.train.plots import plot_control, plot_metric_family, plot_schedule, stage_spans
 from smolbook.train.run import resolve_config
@@ -148,13 +148,16 @@ replicates = [seed + i for i in range(len(s.seeds))]
 
 def branch(name: str, r: int, **changes):
     """The decay stage again from the stable-2 checkpoint, under seed ``r`` (``r == seed``: this run's own tokens)."""
-    return run(dataclasses.replace(spec, name=f"{name}-seed{r}", seed=r, register_stages=False, final=False,
-                                   branch_from=f"chapter:{book.name}/stable-2", **changes))
+    return dataclasses.replace(spec, name=f"{name}-seed{r}", seed=r, register_stages=False, final=False,
+                               branch_from=f"chapter:{book.name}/stable-2", **changes)
 
 
-constant = [branch("constant-lr", r, schedule=ScheduleSpec(decay_fraction=0.0),
-                   eval_every=None if r == seed else s.pretrain_steps) for r in replicates]
-decayed = [result] + [branch("decay", r, eval_every=s.pretrain_steps) for r in replicates[1:]]
+branches = sweep({("constant LR", r): branch("constant-lr", r, schedule=ScheduleSpec(decay_fraction=0.0),
+                                             eval_every=None if r == seed else s.pretrain_steps) for r in replicates}
+                 | {("WSD decay", r): branch("decay", r, eval_every=s.pretrain_steps) for r in replicates[1:]},
+                 desc="decay-stage branches")
+constant = [branches["constant LR", r].result for r in replicates]
+decayed = [result] + [branches["WSD decay", r].result for r in replicates[1:]]
 final_constant = [c.rows("eval")[-1]["valid_loss"] for c in constant]
 final_decay = [d.rows("eval")[-1]["valid_loss"] for d in decayed]
 for r, a, b in zip(replicates, final_decay, final_constant):

@@ -183,8 +183,8 @@ _ = book.judge(CLAIMS["yarn"], [loss_between(r, L64, 2 * L64) for r in ext],
 
 # %%
 nope_arms = {arm: [book.start_from("04_nope", f"{arm}-seed{k}") for k in seeds] for arm in ("recipe", "rope")}
-twin = {arm: [extend(book.name, str(path), s.name, output_dir, [k], prefix=f"04{arm}-seed{k}-", evaluate=False)[0]
-              for k, path in zip(seeds, paths)] for arm, paths in nope_arms.items()}
+twin = {arm: extend(book.name, dict(zip(seeds, paths)), s.name, output_dir, seeds, prefix=f"04{arm}-", evaluate=False)
+        for arm, paths in nope_arms.items()}
 upsampled = extend(book.name, "chapter:07_pretraining", s.name, output_dir, seeds, prefix="upsampled-",
                    data_options={"upsample_long": [L + 1, 4]}, evaluate=False)
 verdict_report = lambda path: reports({"x": path}, data, s.name, far, control=False, loss_windows=2, **probe)["x"]  # noqa: E731

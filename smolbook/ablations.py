@@ -1,36 +1,42 @@
 """Ablations: the same short pretraining run with one switch flipped, over seeds. Arms x seeds, nothing else.
 
-A chapter (notebooks 03-06) names its *arms* (:class:`Arm`: overrides for the model config, the trainer
-and the data stream) and runs each arm for every seed of the scale with :func:`run_arms` (training is
-``smolbook.train.pretrain``, data ``smolbook.data.PretrainStream`` on the single "stable" stage). The claims
-and the rule that judges them live in :mod:`smolbook.claims`.
+A chapter (notebooks 03-06) names its *arms* (:class:`Arm`: overrides for the model config, the optimizer
+and the data stream) and runs each arm for every seed of the scale with :func:`run_arms`: each arm x seed is a
+:class:`~smolbook.train.spec.RunSpec` (:func:`arm_specs`: the single "stable" stage) trained by
+:func:`smolbook.train.sweep`, the one path of every run of the book. The claims and the rule that judges them
+live in :mod:`smolbook.claims`.
 
 Ablation runs keep the learning rate constant after warm-up (no decay), so a shorter arm is exactly the first
 part of a longer one: a claim about short-context loss can compare a short baseline run with the recipe arm
 at the same step (:meth:`Ablation.values` with ``step``). The recipe arm itself (the recipe's own settings,
 no overrides) is trained once per seed and shared by every chapter that runs it: the first chapter trains it,
-the others read it back from ``output_dir/ablations/recipe``.
+the others read it back from ``output_dir/ablations/recipe-seedK`` while its fingerprint (spec, data, library
+code) is unchanged; after a library edit it retrains like any other run.
 """
 from __future__ import annotations
 
-import hashlib
 import json
+import re
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import AutoModelForCausalLM
 
 from smolbook.errors import SmolbookError
+from smolbook.evaluate.longcontext import long_context_report
+from smolbook.model import count_parameters, kv_cache_bytes_per_token, smollm3_config
+from smolbook.parallel import worker_count
 from smolbook.scales import Scale, get_scale
-from smolbook.parallel import in_worker, worker_count
-from smolbook.train.sweep import wait_with_progress
+from smolbook.train.run import fingerprint as run_fingerprint
+from smolbook.train.spec import BudgetSpec, DataSpec, ModelSpec, RunSpec, ScheduleSpec
+from smolbook.train.sweep import sweep
 
-SHARED_RECIPE_DIR = "recipe"
-CLOZE_EXAMPLES = 48  # held-out cloze rows scored at every validation (in-context retrieval as it emerges)
+# The recipe arm (the recipe's own settings) is one run per seed, whichever ablation chapter asks for it first.
+SHARED_CHAPTER, SHARED_RECIPE = "ablations", "recipe"
 
 
 @dataclass(frozen=True)
@@ -139,32 +145,15 @@ def spread_summary(values: Sequence[float]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------
-# Running arms x seeds
+# Running arms x seeds: run specs through smolbook.train.sweep, like every run of the book
 # ------------------------------------------------------------------------------------------
-def embedding_norm(model: torch.nn.Module) -> float:
-    """Mean L2 norm of the token-embedding rows (with tied embeddings, also the output projection)."""
-    w = model.get_input_embeddings().weight.detach().float()
-    return float(w.norm(dim=-1).mean())
-
-
-def _make_eval_fn(heldout: Callable[[torch.nn.Module], dict], cloze: Callable[[torch.nn.Module], float] | None
-                  ) -> Callable[[torch.nn.Module], dict]:
-    """The trainer's eval_fn: embedding norm, held-out validation loss and held-out cloze accuracy."""
-    def eval_fn(model: torch.nn.Module) -> dict:
-        out = {"embedding_norm": embedding_norm(model), **heldout(model)}
-        if cloze is not None:
-            out["acc/cloze"] = cloze(model)
-        return out
-
-    return eval_fn
-
-
 AfterFn = Callable[[torch.nn.Module, "Run"], dict]
+SUMMARY_FILE = "ablation.json"  # the run's numbers and post-training evaluations, beside its metrics.jsonl
 
 
 def after_key(key: str) -> Callable[[Callable[[torch.nn.Module, "Run"], dict]], AfterFn]:
-    """Name a post-training evaluation: its result lands in ``run.final[key]`` and a shared recipe run that
-    already holds ``key`` is not evaluated again."""
+    """Name a post-training evaluation: its result lands in ``run.final[key]`` and a run that already holds
+    ``key`` for the same training (same fingerprint) is not evaluated again."""
     def wrap(fn: Callable[[torch.nn.Module, "Run"], dict]) -> AfterFn:
         fn.key = key  # type: ignore[attr-defined]
         return fn
@@ -175,8 +164,6 @@ def long_context_after(data: Any, scale: str | Scale, lengths: Sequence[int] | N
                        seed: int = 0) -> AfterFn:
     """An ``after`` for :func:`run_arms`: :func:`smolbook.evaluate.longcontext.long_context_report` on the
     trained model (default lengths: 1x, 2x and 4x the training length), in ``run.final["long_context"]``."""
-    from smolbook.evaluate.longcontext import long_context_report
-
     @after_key("long_context")
     def fn(model: torch.nn.Module, run: "Run") -> dict:
         return long_context_report(model, data, scale, lengths, n=n, seed=seed)
@@ -206,52 +193,21 @@ def long_context_reports(ab: "Ablation") -> dict[str, list[dict[str, Any]]]:
             for a in ab.arms}
 
 
-def _run_key(parts: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def arm_slug(name: str) -> str:
+    """An arm's name as a folder name (``RoPE everywhere`` -> ``RoPE-everywhere``)."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")
+    if not slug:
+        raise SmolbookError(f"arm name {name!r} has no letters or digits to name its run folder")
+    return slug
 
 
-def _read_run(out: Path, key: str) -> "Run | None":
-    """A finished run whose settings match ``key`` (shared recipe runs), else None."""
-    info_path, metrics_path = out / "run.json", out / "metrics.jsonl"
-    try:
-        info = json.loads(info_path.read_text())
-        if info.get("key") != key or not (out / "final").is_dir():
-            return None
-        rows = [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()]
-    except (OSError, ValueError):
-        return None
-    return Run(info["arm"], info["seed"], out, info["parameters"], info["kv_cache_bytes_per_token"], info["steps"],
-               info["tokens"], info["seconds"], rows, info.get("final", {}))
-
-
-def _write_run(run: "Run", key: str) -> None:
-    """The run's numbers beside its metrics.jsonl, so they can be read without the notebook's memory."""
-    (run.output_dir / "run.json").write_text(json.dumps(
-        {"key": key, "arm": run.arm, "seed": run.seed, "parameters": run.parameters,
-         "kv_cache_bytes_per_token": run.kv_cache_bytes_per_token, "steps": run.steps, "tokens": run.tokens,
-         "seconds": run.seconds, "tokens_per_second": run.tokens_per_second, "final": run.final},
-        indent=1, default=str))
-
-
-def run_arms(name: str, arms: Sequence[Arm], scale: str | Scale, output_dir: str | Path, data: Any, *,
-             seeds: Sequence[int] | None = None, tokens: int | None = None, max_valid_rows: int = 16,
-             after: AfterFn | None = None, progress: bool = True, workers: int | None = None) -> Ablation:
-    """Train every arm for every seed (the scale's seeds unless given) and collect the runs.
-
-    Each run: ``smollm3_config(scale, tokenizer=data.tokenizer, **arm.model)`` (parameter-matched when asked),
-    ``build_model(config, seed)``, a single-stage ``PretrainStream`` of ``arm.tokens`` or ``tokens`` (the scale's
-    ``ablation_tokens``) and ``pretrain`` with ``TrainConfig.for_scale(scale, steps, seed, **arm.train)`` at a
-    constant learning rate after warm-up. Every ``eval_every_steps``: held-out validation loss (mean over
-    domains), held-out cloze accuracy and the embedding norm. ``after(model, run)`` adds post-training numbers
-    to ``run.final[after.key]`` (see :func:`after_key`). The recipe arm (:attr:`Arm.shared`) is read back when
-    another chapter already trained it with the same settings.
-
-    ``workers``: on a CPU, runs train side by side in that many processes (default: one per torch thread of this
-    process, at most one per run; :func:`plan_workers`), which keeps more of the cores busy than one process
-    with several threads does at these small sizes. On a GPU, and with 1, they train here one after another.
-    """
-    from smolbook.model import count_parameters, kv_cache_bytes_per_token, smollm3_config
-
+def arm_specs(name: str, arms: Sequence[Arm], scale: str | Scale, output_dir: str | Path, data: Any, *,
+              seeds: Sequence[int] | None = None, tokens: int | None = None) -> dict[tuple[str, int], RunSpec]:
+    """The run spec of every arm x seed: a fresh ``smollm3_config(scale, **arm.model)`` (MLP widened to match
+    another arm's parameters when asked), the "stable" stage of ``arm.tokens`` or ``tokens`` (the scale's
+    ``ablation_tokens``), a constant learning rate after warm-up, ``arm.train`` optimizer settings, the ablation
+    evaluation at every ``eval_every_steps``, no checkpoints but the final one. The shared recipe arm is the run
+    ``ablations/recipe-seedK`` whichever chapter asks for it; the others are ``<name>/<arm>-seedK``."""
     s = get_scale(scale)
     seeds = list(s.seeds if seeds is None else seeds)
     tokens = s.ablation_tokens if tokens is None else int(tokens)
@@ -259,147 +215,98 @@ def run_arms(name: str, arms: Sequence[Arm], scale: str | Scale, output_dir: str
     if len(set(names)) != len(names) or not arms:
         raise SmolbookError(f"ablation {name}: arms need distinct names, got {names}")
     configs = {a.name: smollm3_config(s, tokenizer=data.tokenizer, **a.model) for a in arms}
+    overrides = {a.name: dict(a.model) for a in arms}
     for a in arms:
         if a.match_params_to is not None:
             if a.match_params_to not in configs:
                 raise SmolbookError(f"ablation {name}: arm {a.name} matches parameters of unknown arm '{a.match_params_to}'")
-            configs[a.name] = match_parameters(configs[a.name], count_parameters(configs[a.match_params_to]))
+            matched = match_parameters(configs[a.name], count_parameters(configs[a.match_params_to]))
+            overrides[a.name]["intermediate_size"] = matched.intermediate_size
+        unknown = sorted(set(a.stream) - {"doc_masking"})
+        if unknown:
+            raise SmolbookError(f"ablation {name}: arm {a.name} sets stream option(s) {', '.join(unknown)}; an arm's "
+                                "stream may set doc_masking")
     every = s.eval_every_steps
-    n_cloze = _cloze_count(data)
-    root = Path(output_dir) / "ablations"
-    jobs: list[dict[str, Any]] = []
-    runs: list[tuple[Run, str]] = []
+    specs: dict[tuple[str, int], RunSpec] = {}
     for a in arms:
         arm_tokens = tokens if a.tokens is None else int(a.tokens)
-        steps = max(1, arm_tokens // s.tokens_per_step)  # what PretrainStream serves
+        steps = max(1, arm_tokens // s.tokens_per_step)
         if steps % every and steps > every:
             raise SmolbookError(f"ablation {name}: arm {a.name} runs {steps} steps, not a multiple of the "
                                 f"evaluation interval {every}; give it a token budget of a whole number of "
                                 f"intervals ({every * s.tokens_per_step:,} tokens each)")
         for seed in (seeds if a.seeds is None else list(a.seeds)):
-            cfg = configs[a.name]
-            train = dict(steps=steps, seed=seed, eval_every=every, checkpoint_every=0, decay_fraction=0.0, **a.train)
-            out = root / (f"{SHARED_RECIPE_DIR}/seed{seed}" if a.shared else f"{name}/{a.name}-seed{seed}")
-            tc = _train_config(s, train, progress=False)
-            key = _run_key({"model": cfg.to_dict(), "train": {k: v for k, v in tc.to_dict().items() if k != "progress"},
-                            "stream": a.stream, "tokens": arm_tokens, "data": data.manifest.get("fingerprint"),
-                            "valid_rows": max_valid_rows, "cloze": n_cloze})
-            run = _read_run(out, key) if a.shared else None
-            if run is None:
-                run = Run(a.name, seed, out, count_parameters(cfg), kv_cache_bytes_per_token(cfg, 2), steps,
-                          steps * s.tokens_per_step, 0.0, [])
-                jobs.append({"run": run, "config": cfg, "train": train, "stream": dict(a.stream), "tokens": arm_tokens})
-            elif progress:
-                print(f"[{name}] arm {a.name}, seed {seed}: trained by an earlier chapter, read from {out}", flush=True)
-            run.arm = a.name
-            runs.append((run, key))
-    _train_jobs(name, jobs, s, data, max_valid_rows, progress, plan_workers(s, len(jobs), workers))
-    for run, key in runs:
-        if after is not None and getattr(after, "key", "after") not in run.final:
-            from transformers import AutoModelForCausalLM
+            specs[a.name, seed] = RunSpec(
+                chapter=SHARED_CHAPTER if a.shared else name,
+                name=f"{SHARED_RECIPE if a.shared else arm_slug(a.name)}-seed{seed}", scale=s.name,
+                output_dir=str(output_dir), phase="pretraining", seed=seed, corpus_seed=int(data.seed),
+                model=ModelSpec(config=overrides[a.name]),
+                data=DataSpec(stages=["stable"], doc_masking=bool(a.stream.get("doc_masking", True))),
+                budget=BudgetSpec(steps=steps), schedule=ScheduleSpec(decay_fraction=0.0), optim=dict(a.train),
+                evaluation="ablation", eval_every=every, checkpoint_every=0, final=False)
+    return specs
 
-            model = AutoModelForCausalLM.from_pretrained(run.output_dir / "final").eval()
-            run.final[getattr(after, "key", "after")] = dict(after(model, run))
+
+def run_arms(name: str, arms: Sequence[Arm], scale: str | Scale, output_dir: str | Path, data: Any, *,
+             seeds: Sequence[int] | None = None, tokens: int | None = None, after: AfterFn | None = None,
+             progress: bool = True, workers: int | None = None) -> Ablation:
+    """Train every arm for every seed (the scale's seeds unless given) and collect the runs.
+
+    The runs are :func:`arm_specs` trained by :func:`smolbook.train.sweep` (side by side in worker processes on a
+    CPU; :mod:`smolbook.parallel`), so they are done, skipped and registered in ``checkpoints.json`` (with arm and
+    seed) the way every run of the book is: by the run's fingerprint (spec, data, library code). The recipe arm
+    (:attr:`Arm.shared`) trains once per seed and every chapter reads it back while nothing it depends on changes.
+    ``after(model, run)`` adds post-training numbers to ``run.final[after.key]`` (see :func:`after_key`), kept with
+    the run's fingerprint so the same training is not evaluated twice. ``data`` is ``prepare(scale, output_dir)``:
+    the runs read the corpus of ``output_dir/data``.
+    """
+    if Path(data.root).resolve() != (Path(output_dir) / "data").resolve():
+        raise SmolbookError(f"ablation {name}: the runs read {Path(output_dir) / 'data'}, but data was prepared in "
+                            f"{data.root}: pass prepare(scale, output_dir)")
+    s = get_scale(scale)
+    specs = arm_specs(name, arms, s, output_dir, data, seeds=seeds, tokens=tokens)
+    done = sweep(specs, workers=workers, progress=progress, desc=name)
+    key = getattr(after, "key", "after") if after is not None else None
+    runs = []
+    for (arm, seed), sr in done.items():
+        run = _run_of(arm, sr, s, data)
+        if key is not None and key not in run.final:
+            model = AutoModelForCausalLM.from_pretrained(sr.checkpoint).eval()
+            run.final[key] = dict(after(model, run))
             del model
-        _write_run(run, key)
-    return Ablation(name, s, list(arms), [run for run, _ in runs])
+        _write_summary(run, run_fingerprint(sr.spec))
+        runs.append(run)
+    return Ablation(name, s, list(arms), runs)
+
+
+def _run_of(arm: str, sr: Any, s: Scale, data: Any) -> Run:
+    """The ablation's view of one finished sweep run: its numbers, metrics and the evaluations kept for it."""
+    m = sr.spec.model
+    cfg = smollm3_config(s, tokenizer=data.tokenizer, **m.config)
+    steps = sr.spec.budget.steps
+    elapsed = [r["elapsed_s"] for r in sr.result.rows("train") if "elapsed_s" in r]
+    try:
+        kept = json.loads((sr.spec.run_dir / SUMMARY_FILE).read_text())
+        final = kept.get("final", {}) if kept.get("fingerprint") == run_fingerprint(sr.spec) else {}
+    except (OSError, ValueError):
+        final = {}
+    return Run(arm, sr.seed, sr.spec.run_dir, count_parameters(cfg), kv_cache_bytes_per_token(cfg, 2), steps,
+               steps * s.tokens_per_step, float(elapsed[-1]) if elapsed else 0.0, sr.result.metrics, dict(final))
+
+
+def _write_summary(run: Run, fingerprint: str) -> None:
+    """The run's numbers beside its metrics.jsonl, so they can be read without the notebook's memory."""
+    (run.output_dir / SUMMARY_FILE).write_text(json.dumps(
+        {"fingerprint": fingerprint, "arm": run.arm, "seed": run.seed, "parameters": run.parameters,
+         "kv_cache_bytes_per_token": run.kv_cache_bytes_per_token, "steps": run.steps, "tokens": run.tokens,
+         "seconds": run.seconds, "tokens_per_second": run.tokens_per_second, "final": run.final},
+        indent=1, default=str))
 
 
 def plan_workers(scale: str | Scale, n_runs: int, workers: int | None = None) -> int:
     """How many processes train an ablation's runs: :func:`smolbook.parallel.worker_count` for the scale's
     device (on a CPU one per torch thread, at most one per run; 1 on a GPU, where runs train here)."""
     return worker_count(get_scale(scale).device, n_runs, workers)
-
-
-def _train_config(s: Scale, train: dict[str, Any], progress: bool) -> Any:
-    from smolbook.train import TrainConfig
-
-    return TrainConfig.for_scale(s, progress=progress, **train)
-
-
-def _cloze_count(data: Any) -> int:
-    return min(CLOZE_EXAMPLES, len(data.evals["cloze"])) if "cloze" in getattr(data, "evals", {}) else 0
-
-
-def _eval_fn_for(data: Any, s: Scale, max_valid_rows: int) -> Callable[[torch.nn.Module], dict]:
-    """Held-out validation loss, held-out cloze accuracy and the embedding norm (what every ablation logs)."""
-    from smolbook.evaluate import cloze_accuracy, heldout_evaluator
-
-    heldout = heldout_evaluator(data, s, max_examples=0, max_valid_rows=max_valid_rows)
-    cloze_rows = list(data.evals["cloze"])[:CLOZE_EXAMPLES] if _cloze_count(data) else []
-    cloze = (lambda m: cloze_accuracy(m, data.tokenizer, cloze_rows, s.seq_len)) if cloze_rows else None
-    return _make_eval_fn(heldout, cloze)
-
-
-def _train_one(job: dict[str, Any], data: Any, s: Scale, eval_fn: Callable, progress: bool) -> dict[str, Any]:
-    """Train one arm x seed into its folder; what its :class:`Run` needs back (picklable: it may run in a worker)."""
-    from smolbook.data import PretrainStream
-    from smolbook.model import build_model
-    from smolbook.train import pretrain
-
-    run: Run = job["run"]
-    stream = PretrainStream(data, stages=["stable"], token_budget=job["tokens"], seed=run.seed, **job["stream"])
-    model = build_model(job["config"], run.seed)
-    t0 = time.perf_counter()
-    res = pretrain(model, stream, _train_config(s, job["train"], progress), run.output_dir, eval_fn=eval_fn)
-    if res.interrupted:
-        raise SmolbookError(f"the run {run.arm}/seed {run.seed} was interrupted; run the chapter again to retrain it")
-    return {"metrics": res.metrics, "seconds": time.perf_counter() - t0}
-
-
-_WORKER_STATE: dict[str, Any] = {}
-
-
-def _worker_train(job: dict[str, Any], data_dir: str, data_seed: int, s: Scale, max_valid_rows: int, threads: int
-                  ) -> dict[str, Any]:
-    """A worker process's job: the data read back once per process, ``threads`` torch threads, no progress bar."""
-    from smolbook.data import prepare
-
-    in_worker(threads)
-    key = (data_dir, data_seed, s.name, max_valid_rows)
-    if _WORKER_STATE.get("key") != key:
-        data = prepare(s, data_dir, seed=data_seed, progress=False)
-        _WORKER_STATE.update(key=key, data=data, eval_fn=_eval_fn_for(data, s, max_valid_rows))
-    return _train_one(job, _WORKER_STATE["data"], s, _WORKER_STATE["eval_fn"], progress=False)
-
-
-def _train_jobs(name: str, jobs: list[dict[str, Any]], s: Scale, data: Any, max_valid_rows: int, progress: bool,
-                workers: int) -> None:
-    """Train the runs of ``jobs`` (longest first), here one after another or in ``workers`` processes."""
-    if not jobs:
-        return
-    jobs.sort(key=lambda j: -j["run"].steps)
-    if workers == 1:
-        eval_fn = _eval_fn_for(data, s, max_valid_rows)
-        for job in jobs:
-            run = job["run"]
-            if progress:
-                print(f"[{name}] arm {run.arm}, seed {run.seed}: {run.steps} steps of {s.tokens_per_step:,} tokens",
-                      flush=True)
-            _finish(run, _train_one(job, data, s, eval_fn, progress))
-        return
-    import multiprocessing as mp
-
-    budget = max(torch.get_num_threads(), workers)
-    if progress:
-        listed = ", ".join(f"{j['run'].arm} seed {j['run'].seed}" for j in jobs)
-        print(f"[{name}] {len(jobs)} runs ({listed}) in {workers} processes side by side", flush=True)
-    # Jobs start in order as workers free up: the last ones, with fewer runs left beside them, get more threads.
-    pool = mp.get_context("spawn").Pool(workers)
-    try:
-        pending = [(job, pool.apply_async(_worker_train, (job, str(data.root.parent), int(data.seed), s, max_valid_rows,
-                                                           max(1, budget // min(workers, len(jobs) - i)))))
-                   for i, job in enumerate(jobs)]
-        wait_with_progress(name, [(job["run"].output_dir, job["run"].steps, res) for job, res in pending], progress)
-        for job, res in pending:
-            _finish(job["run"], res.get())
-    finally:
-        pool.terminate()
-        pool.join()
-
-
-def _finish(run: Run, out: dict[str, Any]) -> None:
-    run.metrics, run.seconds = out["metrics"], out["seconds"]
 
 
 def match_parameters(config: Any, target: int) -> Any:
@@ -409,8 +316,6 @@ def match_parameters(config: Any, target: int) -> Any:
     into the MLP. The MLP has 3 x hidden x intermediate weights per layer, so the width moves in steps of
     3 x hidden x layers parameters.
     """
-    from smolbook.model import count_parameters
-
     cfg = config.__class__.from_dict(config.to_dict())
     base = count_parameters(cfg)
     per_unit = 3 * cfg.hidden_size * cfg.num_hidden_layers

@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import shutil
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from smolbook.errors import SmolbookError
+from smolbook.evaluate.longcontext import ClozeItems, long_context_report
+from smolbook.model import load_with_rope
+from smolbook.recipe import load_recipe
 from smolbook.scales import LONG_CONTEXT_STAGES, get_scale
+from smolbook.train import DataSpec, ModelSpec, RunSpec, sweep
 
 STAGES = LONG_CONTEXT_STAGES
 
@@ -42,9 +48,6 @@ def stage_specs(chapter: str, source: str, scale: str, output_dir: str | Path, s
                 data_options: dict[str, Any] | None = None, evaluate: bool = True, final: bool = True) -> list[Any]:
     """The two stages' run specs: the first continues ``source`` (a checkpoint reference), the second the first;
     ``final``: the second stage's checkpoint is the chapter's final one."""
-    from smolbook.recipe import load_recipe
-    from smolbook.train import DataSpec, ModelSpec, RunSpec
-
     runs = load_recipe().runs
     specs, previous = [], source
     for stage in STAGES:
@@ -57,33 +60,31 @@ def stage_specs(chapter: str, source: str, scale: str, output_dir: str | Path, s
     return specs
 
 
-def extend(chapter: str, source: str, scale: str, output_dir: str | Path, seeds: Sequence[int], prefix: str = "",
-           data_options: dict[str, Any] | None = None, evaluate: bool = True) -> list[Chain]:
-    """Run both stages for every seed (``prefix`` + ``seed<k>-`` names all but the first seed's chain); ``evaluate``
-    logs held-out scores before and after each stage (the control arms skip it: the probes judge them). Only the
-    main chain (the first seed, no prefix) registers its last stage as the chapter's final checkpoint."""
-    from smolbook.train import run
-
-    chains = []
-    for i, seed in enumerate(seeds):
-        p = prefix if i == 0 else f"{prefix}seed{seed}-"
-        specs = stage_specs(chapter, source, scale, output_dir, seed, p, data_options, evaluate and i == 0,
-                            final=not p)
-        results = {}
-        for stage, spec in zip(STAGES, specs):
-            print(f"[{chapter}] {p or 'main '}{stage}: seed {seed}, theta {spec.model.rope_theta:,.0f}", flush=True)
-            results[stage] = run(spec)
-        chains.append(Chain(seed, p, results, {st: sp.ref for st, sp in zip(STAGES, specs)}))
-    return chains
+def extend(chapter: str, source: str | Mapping[int, str], scale: str, output_dir: str | Path, seeds: Sequence[int],
+           prefix: str = "", data_options: dict[str, Any] | None = None, evaluate: bool = True) -> list[Chain]:
+    """Run both stages for every seed, from ``source`` (one checkpoint reference, or one per seed); ``prefix`` +
+    ``seed<k>-`` names all but the first seed's chain. Each stage is one :func:`smolbook.train.sweep` over the seeds
+    (side by side on a CPU), the second after the first. ``evaluate`` logs held-out scores before and after each
+    stage of the first chain (the control arms skip it: the probes judge them). Only the main chain (the first
+    seed, no prefix) registers its last stage as the chapter's final checkpoint."""
+    sources = {k: source for k in seeds} if isinstance(source, str) else {k: str(source[k]) for k in seeds}
+    prefixes = {k: prefix if i == 0 else f"{prefix}seed{k}-" for i, k in enumerate(seeds)}
+    specs = {k: stage_specs(chapter, sources[k], scale, output_dir, k, prefixes[k], data_options,
+                            evaluate and i == 0, final=not prefixes[k]) for i, k in enumerate(seeds)}
+    arm = prefix.rstrip("-") or "main"
+    results: dict[int, dict[str, Any]] = {k: {} for k in seeds}
+    for j, stage in enumerate(STAGES):
+        theta = specs[seeds[0]][j].model.rope_theta
+        done = sweep({(arm, k): specs[k][j] for k in seeds},
+                     desc=f"{chapter} {prefix or 'main '}{stage} (theta {theta:,.0f})")
+        for k in seeds:
+            results[k][stage] = done[arm, k].result
+    return [Chain(k, prefixes[k], results[k], {st: sp.ref for st, sp in zip(STAGES, specs[k])}) for k in seeds]
 
 
 def save_yarn(checkpoint: str | Path, target: str | Path, factor: float, original_max_position_embeddings: int) -> Path:
     """The checkpoint with YaRN scaling (``factor`` over ``original_max_position_embeddings``), saved with its
     tokenizer so plain ``AutoModelForCausalLM`` / ``AutoTokenizer`` load it as it is."""
-    from transformers import AutoTokenizer
-
-    from smolbook.model import load_with_rope
-
     target = Path(target)
     shutil.rmtree(target, ignore_errors=True)
     model = load_with_rope(checkpoint, yarn_factor=factor, original_max_position_embeddings=original_max_position_embeddings)
@@ -96,10 +97,6 @@ def reports(checkpoints: dict[str, Path], data: Any, scale: str, lengths: Sequen
             synthetic: bool = False, **options: Any) -> dict[str, dict[str, Any]]:
     """The long-context report of each checkpoint (label -> report), loaded with plain transformers; ``options``
     go to :func:`smolbook.evaluate.longcontext.long_context_report` (``control``, ``loss_length``, ...)."""
-    from transformers import AutoModelForCausalLM
-
-    from smolbook.evaluate.longcontext import long_context_report
-
     out = {}
     for label, path in checkpoints.items():
         model = AutoModelForCausalLM.from_pretrained(path).eval()
@@ -118,8 +115,6 @@ def nearest_cloze_length(data: Any, scale: str) -> int:
     """The shortest multiple (1, 2, 4, ...) of the scale's base length whose rows hold a cloze prompt (a biography,
     filler and its question): where later chapters read long context, because chapter 08's extended model is above
     chance there and at chance far beyond it at ``tiny`` (smoke's 64-token rows hold no prompt)."""
-    from smolbook.evaluate.longcontext import ClozeItems
-
     base = get_scale(scale).seq_len
     items = ClozeItems(data, n=2)
     for m in (1, 2, 4, 8, 16):
@@ -143,8 +138,6 @@ def loss_between(report: dict[str, Any], start: int, end: int) -> float:
 def theta_table(scale: str) -> list[dict[str, Any]]:
     """RoPE theta and theta / sequence length per stage, in the recipe and at ``scale``: the scale keeps the
     recipe's theta, so its shorter rows rotate the lowest frequencies far less per row (a departure to state)."""
-    from smolbook.recipe import load_recipe
-
     s = get_scale(scale)
     runs = load_recipe().runs
     rows = [{"stage": "pretraining", "theta": runs["pretraining"].rope_theta, "recipe seq_len": runs["pretraining"].sequence_length,

@@ -62,6 +62,7 @@ def smollm3_config(
     preset_or_scale: str | Scale,
     *,
     num_key_value_heads: int | None = None,
+    intermediate_size: int | None = None,
     no_rope_layer_interval: int | None = None,
     tie_word_embeddings: bool | None = None,
     rope_theta: float | None = None,
@@ -74,6 +75,7 @@ def smollm3_config(
     """A ``SmolLM3Config`` for a preset (``smoke``/``tiny``/``small``/``full``/``smollm3-3b``) or a :class:`Scale`.
 
     Overrides (``None`` keeps the preset's value): ``num_key_value_heads`` (= heads for MHA, 1 for MQA);
+    ``intermediate_size`` (the MLP width: an ablation matches two arms' parameters with it, smolbook.ablations.match_parameters);
     ``no_rope_layer_interval`` (NoPE every k-th layer; ``0`` = RoPE in every layer); ``tie_word_embeddings``;
     ``rope_theta``; ``yarn_factor`` (YaRN scaling over the context ``max_position_embeddings``, which is then
     multiplied by the factor); ``vocab_size``; ``tokenizer`` (takes vocab size and bos/eos/pad ids from it).
@@ -101,7 +103,7 @@ def smollm3_config(
     return SmolLM3Config(
         vocab_size=vocab,
         hidden_size=shape.hidden_size,
-        intermediate_size=shape.intermediate_size,
+        intermediate_size=shape.intermediate_size if intermediate_size is None else int(intermediate_size),
         num_hidden_layers=shape.num_hidden_layers,
         num_attention_heads=heads,
         num_key_value_heads=kv,

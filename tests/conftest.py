@@ -45,6 +45,18 @@ def smoke_data(tmp_path_factory):
     return prepare("smoke", tmp_path_factory.mktemp("smoke-data"), progress=False)
 
 
+@pytest.fixture
+def smoke_out(tmp_path, smoke_data):
+    """A run folder of its own (``tmp_path``) holding a copy of the smoke data: what ``prepare(scale, output_dir)``
+    returns in a chapter, for tests that train runs into the folder."""
+    import shutil
+
+    from smolbook.data import prepare
+
+    shutil.copytree(smoke_data.root, tmp_path / "data")
+    return prepare("smoke", tmp_path, progress=False)
+
+
 @pytest.fixture(scope="session")
 def chat():
     """The smoke scale's conversations (training and held-out, every kind), from the corpus of seed 0."""

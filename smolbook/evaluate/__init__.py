@@ -4,8 +4,8 @@ long-context probes (:mod:`smolbook.evaluate.ruler`), and chat evaluations throu
 lighteval (:mod:`smolbook.evaluate.lighteval_tasks`, run by :mod:`smolbook.evaluate.lighteval_run`)."""
 from __future__ import annotations
 
-from smolbook.evaluate.heldout import (answer_accuracy, cloze_accuracy, heldout_evaluator, score_items,
-                                       validation_loss)
+from smolbook.evaluate.heldout import (ablation_evaluator, answer_accuracy, cloze_accuracy, embedding_norm,
+                                       heldout_evaluator, score_items, validation_loss)
 from smolbook.lazy import lazy_exports
 
 # Chat evaluation names load on first use (PEP 562), like smolbook.data's.
@@ -20,4 +20,5 @@ _LAZY = {
     "smolbook.evaluate.lighteval_book": ("evaluate_registered", "win_rates"),
 }
 _lazy_names, __getattr__, _ = lazy_exports(__name__, _LAZY, globals())
-__all__ = ["answer_accuracy", "cloze_accuracy", "heldout_evaluator", "score_items", "validation_loss", *_lazy_names]
+__all__ = ["ablation_evaluator", "answer_accuracy", "cloze_accuracy", "embedding_norm", "heldout_evaluator", "score_items",
+           "validation_loss", *_lazy_names]

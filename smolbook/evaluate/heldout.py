@@ -188,3 +188,31 @@ def heldout_evaluator(data: Any, scale: str | Scale, max_examples: int | None = 
         return out
 
     return eval_fn
+
+
+ABLATION_VALID_ROWS = 16  # packed held-out rows per domain at each of an ablation's evaluations
+ABLATION_CLOZE_ROWS = 48  # held-out cloze rows scored at every validation (in-context retrieval as it emerges)
+
+
+def embedding_norm(model: torch.nn.Module) -> float:
+    """Mean L2 norm of the token-embedding rows (with tied embeddings, also the output projection)."""
+    w = model.get_input_embeddings().weight.detach().float()
+    return float(w.norm(dim=-1).mean())
+
+
+def ablation_evaluator(data: Any, scale: str | Scale, max_valid_rows: int = ABLATION_VALID_ROWS,
+                       cloze_rows: int = ABLATION_CLOZE_ROWS) -> Callable[[torch.nn.Module], dict]:
+    """What every ablation run logs at each evaluation (``RunSpec.evaluation: ablation``): the embedding norm,
+    held-out validation loss (``max_valid_rows`` rows per domain, no generation tasks: they cost more than the
+    short runs they measure) and held-out cloze accuracy on the first ``cloze_rows`` cloze rows."""
+    s = get_scale(scale)
+    heldout = heldout_evaluator(data, s, max_examples=0, max_valid_rows=max_valid_rows)
+    rows = list(getattr(data, "evals", {}).get("cloze", []))[:cloze_rows]
+
+    def eval_fn(model: torch.nn.Module) -> dict:
+        out = {"embedding_norm": embedding_norm(model), **heldout(model)}
+        if rows:
+            out["acc/cloze"] = cloze_accuracy(model, data.tokenizer, rows, s.seq_len)
+        return out
+
+    return eval_fn

@@ -251,6 +251,7 @@ def resolve_config(spec: RunSpec) -> TrainConfig:
         extra["keep_last_checkpoints"] = 0
     if budget["seq_len"] * s.model.vocab_size > LOGITS_PER_ROW_LIMIT:
         extra["loss_chunk_tokens"] = LOSS_CHUNK_TOKENS
+    extra.update(spec.optim)
     return TrainConfig(steps=budget["steps"], learning_rate=budget["learning_rate"],
                        warmup_steps=budget["warmup_steps"], schedule=budget["schedule"], seed=spec.seed,
                        precision=spec.precision, eval_every=every, checkpoint_every=ckpt_every,
@@ -290,7 +291,7 @@ def _prepared(scale: str, output_dir: str, seed: int) -> Any:
 def resolve(spec: RunSpec) -> Resolved:
     """Build the model, the data stream, the ``TrainConfig`` and the evaluation of a spec (in this process)."""
     from smolbook.chapter import resolve_checkpoint
-    from smolbook.evaluate import heldout_evaluator
+    from smolbook.evaluate import ablation_evaluator, heldout_evaluator
     from smolbook.model import build_model, load_with_rope, smollm3_config
 
     s = get_scale(spec.scale)
@@ -326,18 +327,24 @@ def resolve(spec: RunSpec) -> Resolved:
     if hasattr(stream, "boundaries"):
         per = stream.tokens_per_batch
         stage_ends = {st: b // per for st, (a, b) in stream.boundaries.items() if b > a}
-    return Resolved(model=model, stream=stream, config=config,
-                    eval_fn=heldout_evaluator(data, s) if spec.evaluate and spec.trainer == "pretrain" else None,
+    eval_fn = None
+    if spec.evaluate and spec.trainer == "pretrain":
+        eval_fn = ablation_evaluator(data, s) if spec.evaluation == "ablation" else heldout_evaluator(data, s)
+    return Resolved(model=model, stream=stream, config=config, eval_fn=eval_fn,
                     tokenizer=data.tokenizer, optimizer_state=optimizer_state, stage_ends=stage_ends, source=source,
                     budget=budget)
 
 
 # -- fingerprints and auto-resume ---------------------------------------------------------------------------------
 def fingerprint(spec: RunSpec) -> str:
-    """What a run's results depend on: the spec (less ``resume``) and the library's code."""
-
+    """What a run's results depend on: the spec (less ``resume``), the data it reads (the fingerprint of the data
+    folder's manifest, once built) and the library's code. Every "already done" of the book reads it."""
     d = spec.to_dict()
     d.pop("resume")
+    try:
+        d["data_fingerprint"] = json.loads((Path(spec.output_dir) / "data" / "manifest.json").read_text()).get("fingerprint")
+    except (OSError, ValueError):
+        d["data_fingerprint"] = None
     return hashlib.sha256((json.dumps(d, sort_keys=True, default=str) + library_hash()).encode()).hexdigest()[:16]
 
 

@@ -31,6 +31,11 @@ RESUME = ("auto", True, False)
 OPTIMIZER_STATES = ("reset", "carry")
 SCHEDULE_KINDS = ("wsd", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
+# What a pretraining-loop run evaluates at each interval (smolbook.train.run.resolve): the book's held-out loss and
+# tasks, or an ablation's lighter set (held-out loss, cloze, embedding norm: smolbook.evaluate.ablation_evaluator).
+EVALUATIONS = ("heldout", "ablation")
+# The optimizer settings a run may change from the recipe's (TrainConfig fields): what an ablation arm flips.
+OPTIM_FIELDS = ("weight_decay", "embedding_weight_decay", "betas", "eps", "grad_clip")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -107,6 +112,7 @@ class RunSpec:
     budget: BudgetSpec = field(default_factory=BudgetSpec)
     schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
     optimizer_state: str | None = None  # carry | reset; None: the recipe's (lc-32k carries, lc-64k restarts)
+    optim: dict[str, Any] = field(default_factory=dict)  # OPTIM_FIELDS overrides, e.g. embedding_weight_decay: true
     precision: str = "auto"
     seed: int = 0  # the run's own randomness: initialisation and data order
     # The seed of the book's generated corpus (and tokenizer) that the run reads from ``output_dir/data``. ``None``:
@@ -115,6 +121,7 @@ class RunSpec:
     corpus_seed: int | None = None
     resume: str | bool = "auto"
     evaluate: bool = True
+    evaluation: str = "heldout"  # one of EVALUATIONS
     eval_every: int | None = None
     checkpoint_every: int | None = None
     keep_checkpoints: bool = False  # keep every checkpoint the run writes (a learning curve evaluates them)
@@ -140,6 +147,12 @@ class RunSpec:
             problems.append(f"trainer must be one of {', '.join(TRAINERS)}, got {self.trainer!r}")
         if self.optimizer_state is not None and self.optimizer_state not in OPTIMIZER_STATES:
             problems.append(f"optimizer_state must be one of {', '.join(OPTIMIZER_STATES)}, got {self.optimizer_state!r}")
+        unknown_optim = sorted(set(self.optim) - set(OPTIM_FIELDS))
+        if unknown_optim:
+            problems.append(f"optim: unknown setting(s) {', '.join(unknown_optim)}; a run may change "
+                            f"{', '.join(OPTIM_FIELDS)}")
+        if self.evaluation not in EVALUATIONS:
+            problems.append(f"evaluation must be one of {', '.join(EVALUATIONS)}, got {self.evaluation!r}")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for key in ("seed", "corpus_seed"):

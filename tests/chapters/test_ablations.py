@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
 
 from smolbook import ablations as abl
+from smolbook.chapter import registered_checkpoints
+from smolbook import fingerprint
 from smolbook.errors import SmolbookError
 from smolbook.model import count_parameters, smollm3_config
 
@@ -49,7 +52,7 @@ def test_run_values_at_a_step_and_the_decay_bound():
 
 
 # -- a real (smoke-sized) ablation -----------------------------------------------------------------------------
-def test_run_arms_is_seeded_and_records_what_the_chapters_need(smoke_data, tmp_path):
+def test_run_arms_is_seeded_and_records_what_the_chapters_need(smoke_out, tmp_path):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -57,7 +60,7 @@ def test_run_arms_is_seeded_and_records_what_the_chapters_need(smoke_data, tmp_p
                 abl.Arm("A again", model={"num_key_value_heads": 4}),
                 abl.Arm("B", model={"num_key_value_heads": 1}, match_params_to="A", recipe=True)]
         seen = []
-        ab = abl.run_arms("t", arms, "smoke", tmp_path, smoke_data, seeds=[0], tokens=3 * 4 * 64,
+        ab = abl.run_arms("t", arms, "smoke", tmp_path, smoke_out, seeds=[0], tokens=3 * 4 * 64,
                           after=abl.after_key("x")(lambda model, run: seen.append(run.arm) or {"answer": 42}),
                           progress=False)
     finally:
@@ -73,44 +76,70 @@ def test_run_arms_is_seeded_and_records_what_the_chapters_need(smoke_data, tmp_p
     table = abl.setup_table(ab)
     assert "| B (recipe) |" in table and "MLP resized to match A's parameters" in table
     assert ab.summary("valid_loss")["A"]["n"] == 1
-    assert (a.output_dir / "run.json").is_file() and (a.output_dir / "metrics.jsonl").is_file()
+    assert (a.output_dir / abl.SUMMARY_FILE).is_file() and (a.output_dir / "spec.yaml").is_file()
+    # every run is registered with its arm and seed, the way a sweep registers any run of the book
+    entries = {(e["chapter"], e["name"]): e for e in registered_checkpoints(tmp_path)}
+    assert entries["t", "A-again-seed0"]["arm"] == "A again" and entries["t", "A-again-seed0"]["seed"] == 0
+    assert not any(e["final"] for e in entries.values())
     with pytest.raises(SmolbookError, match="no arm called"):
         ab.values("C", "valid_loss")
     with pytest.raises(SmolbookError, match="distinct names"):
-        abl.run_arms("t", [arms[0], arms[0]], "smoke", tmp_path, smoke_data, progress=False)
+        abl.run_arms("t", [arms[0], arms[0]], "smoke", tmp_path, smoke_out, progress=False)
+    with pytest.raises(SmolbookError, match="stream may set doc_masking"):
+        abl.run_arms("t", [abl.Arm("X", stream={"doc_mask": False})], "smoke", tmp_path, smoke_out, progress=False)
+    with pytest.raises(SmolbookError, match="pass prepare"):
+        abl.run_arms("t", arms, "smoke", tmp_path / "elsewhere", smoke_out, progress=False)
 
 
-def test_the_recipe_arm_is_trained_once_and_shared(smoke_data, tmp_path):
+def test_the_recipe_arm_is_trained_once_and_shared(smoke_out, tmp_path, monkeypatch):
     calls = []
     probe = abl.after_key("probe")(lambda model, run: calls.append(run.arm) or {"n": len(calls)})
     recipe = abl.Arm("recipe", recipe=True)
     assert recipe.shared and not abl.Arm("B", model={"num_key_value_heads": 1}, recipe=True).shared
+    kw = dict(seeds=[0], tokens=2 * 4 * 64, progress=False)
     one = abl.run_arms("first", [abl.Arm("other", stream={"doc_masking": False}), recipe], "smoke", tmp_path,
-                       smoke_data, seeds=[0], tokens=2 * 4 * 64, progress=False)
-    two = abl.run_arms("second", [recipe], "smoke", tmp_path, smoke_data, seeds=[0], tokens=2 * 4 * 64,
-                       after=probe, progress=False)
-    three = abl.run_arms("third", [recipe], "smoke", tmp_path, smoke_data, seeds=[0], tokens=2 * 4 * 64,
-                         after=probe, progress=False)
+                       smoke_out, **kw)
+    two = abl.run_arms("second", [recipe], "smoke", tmp_path, smoke_out, after=probe, **kw)
+    three = abl.run_arms("third", [recipe], "smoke", tmp_path, smoke_out, after=probe, **kw)
     r1, r2, r3 = one.arm_runs("recipe")[0], two.runs[0], three.runs[0]
-    assert r1.output_dir == r2.output_dir == tmp_path / "ablations" / "recipe" / "seed0"
+    assert r1.output_dir == r2.output_dir == tmp_path / "ablations" / "recipe-seed0"
     assert r1.metrics == r2.metrics == r3.metrics
     assert calls == ["recipe"] and r3.final["probe"] == {"n": 1}  # evaluated once, from its checkpoint
+    # A change to the trainer's code is a change to every run it trains: the shared arm retrains (and is evaluated
+    # again) rather than being read back from the code before the edit. The fingerprint reads a copy of the library
+    # here, in which a trainer constant is edited.
+    copy = tmp_path / "library"
+    shutil.copytree(fingerprint.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(fingerprint, "PACKAGE_DIR", copy)
+    four = abl.run_arms("fourth", [recipe], "smoke", tmp_path, smoke_out, after=probe, **kw)
+    assert calls == ["recipe"] and four.runs[0].final["probe"] == {"n": 1}  # the same bytes: still done
+    stamp = lambda: json.loads((r1.output_dir / "run.json").read_text())["fingerprint"]  # noqa: E731
+    before = stamp()
+    loop = copy / "train" / "loop.py"
+    assert "flush_s" in loop.read_text()
+    loop.write_text(loop.read_text().replace("flush_s", "flush_seconds"))
+    five = abl.run_arms("fifth", [recipe], "smoke", tmp_path, smoke_out, after=probe, **kw)
+    assert calls == ["recipe", "recipe"] and five.runs[0].final["probe"] == {"n": 2}
+    assert five.runs[0].output_dir == r1.output_dir and stamp() != before
     # other settings are another run, not a stale reuse
-    four = abl.run_arms("fourth", [recipe], "smoke", tmp_path, smoke_data, seeds=[0], tokens=3 * 4 * 64,
-                        progress=False)
-    assert four.runs[0].steps == 3
+    six = abl.run_arms("sixth", [recipe], "smoke", tmp_path, smoke_out, seeds=[0], tokens=3 * 4 * 64,
+                       progress=False)
+    assert six.runs[0].steps == 3
 
 
-def test_runs_train_side_by_side_in_worker_processes(smoke_data, tmp_path):
+
+def test_runs_train_side_by_side_in_worker_processes(smoke_out, tmp_path):
     """Two worker processes train the same runs as this process does, into the same folders and records."""
     arms = [abl.Arm("A", model={"num_key_value_heads": 4}), abl.Arm("B", recipe=True)]
     kw = dict(seeds=[0, 1], tokens=3 * 4 * 64, progress=False)
-    here = abl.run_arms("here", arms, "smoke", tmp_path / "here", smoke_data, workers=1, **kw)
-    apart = abl.run_arms("apart", arms, "smoke", tmp_path / "apart", smoke_data, workers=2, **kw)
+    here = abl.run_arms("here", arms, "smoke", tmp_path, smoke_out, workers=1, **kw)
+    for r in here.runs:  # the same specs again, trained apart this time
+        shutil.rmtree(r.output_dir)
+    apart = abl.run_arms("here", arms, "smoke", tmp_path, smoke_out, workers=2, **kw)
     assert [(r.arm, r.seed, r.steps) for r in apart.runs] == [(r.arm, r.seed, r.steps) for r in here.runs]
     for a, b in zip(here.runs, apart.runs):
         assert b.seconds > 0 and (b.output_dir / "final" / "config.json").is_file()
-        assert json.loads((b.output_dir / "run.json").read_text())["steps"] == 3
+        assert json.loads((b.output_dir / abl.SUMMARY_FILE).read_text())["steps"] == 3
         assert b.series("loss")[0] == [1, 2, 3]
         # another thread count rounds bf16 matmuls differently: the same training, not the same bits
         assert b.last("valid_loss") == pytest.approx(a.last("valid_loss"), abs=0.02)
@@ -123,3 +152,25 @@ def test_worker_plan():
     assert abl.plan_workers("tiny", 6) == min(torch.get_num_threads(), 6)
     with pytest.raises(SmolbookError, match="at least 1"):
         abl.plan_workers("tiny", 3, workers=0)
+
+
+def test_arm_specs_are_run_specs_of_the_one_training_path(smoke_data, tmp_path):
+    """Each arm x seed is a plain RunSpec: the arm's switches land in the model config, the optimizer and the data,
+    the learning rate stays constant after warm-up, and the shared recipe arm has one name in every chapter."""
+    from smolbook.train.run import resolve_config
+
+    arms = [abl.Arm("embedding decayed", train={"embedding_weight_decay": True}),
+            abl.Arm("MHA", model={"num_key_value_heads": 4}, match_params_to="GQA", stream={"doc_masking": False}),
+            abl.Arm("GQA", recipe=True)]
+    specs = abl.arm_specs("06_embedding_wd", arms, "smoke", tmp_path, smoke_data, seeds=[0, 1], tokens=16 * 4 * 64)
+    assert sorted(specs) == sorted((a.name, k) for a in arms for k in (0, 1))
+    wd, mha, recipe = specs["embedding decayed", 1], specs["MHA", 0], specs["GQA", 1]
+    assert wd.run_dir == tmp_path / "06_embedding_wd" / "embedding-decayed-seed1" and wd.seed == 1
+    assert recipe.run_dir == tmp_path / "ablations" / "recipe-seed1" and not recipe.final
+    config = resolve_config(wd)
+    assert config.embedding_weight_decay and config.decay_fraction == 0.0 and config.steps == 16
+    assert not resolve_config(recipe).embedding_weight_decay and wd.evaluation == "ablation"
+    assert mha.data.doc_masking is False and mha.data.stages == ["stable"]
+    assert mha.model.config["intermediate_size"] < smollm3_config("smoke").intermediate_size  # MHA pays in MLP
+    with pytest.raises(SmolbookError, match="not a multiple of the evaluation interval"):
+        abl.arm_specs("x", arms, "smoke", tmp_path, smoke_data, seeds=[0], tokens=17 * 4 * 64)

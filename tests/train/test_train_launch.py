@@ -66,6 +66,8 @@ def test_inside_a_job_without_srun_is_a_clear_error(tmp_path, monkeypatch):
     ("chapter: 07_pretraining\nname: x\noptimizer_state: carry\n", "needs a model checkpoint"),
     ("chapter: 07_pretraining\nname: x\nscale: huge\n", "scale must be one of"),
     ("chapter: [unclosed\n", "not valid YAML"),
+    ("chapter: 03_gqa\nname: x\noptim: {weight_decai: 0.0}\n", "unknown setting(s) weight_decai"),
+    ("chapter: 03_gqa\nname: x\nevaluation: cloze\n", "evaluation must be one of heldout, ablation"),
 ])
 def test_cli_bad_spec_is_one_line_exit_2(tmp_path, content, needle):
     spec = tmp_path / "spec.yaml"
