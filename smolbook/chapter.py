@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smolbook.quiet import quiet_libraries
 from smolbook.errors import SmolbookError
+from smolbook.quiet import quiet_libraries
+from smolbook.registry import (CHECKPOINTS_FILE, find_checkpoint, register_checkpoint, registered_checkpoints,
+                               resolve_checkpoint)
 from smolbook.scales import Scale, get_scale
+
+__all__ = ["CHECKPOINTS_FILE", "Chapter", "Timer", "find_checkpoint", "register_checkpoint", "registered_checkpoints",
+           "resolve_checkpoint"]
 
 VERDICTS = ("holds", "differs", "inconclusive")
 
@@ -30,6 +37,12 @@ def _figure_titles(fig: Any) -> str:
         return suptitle.get_text().strip()
     titles = [ax.get_title().strip() for ax in getattr(fig, "axes", [])]
     return "; ".join(t for t in titles if t)
+
+
+class Timer:
+    """What :meth:`Chapter.timed` measured: ``seconds`` of wall time (0 until the block ends)."""
+
+    seconds: float = 0.0
 
 
 class Chapter:
@@ -51,7 +64,24 @@ class Chapter:
                                         "numbers": {}, "verdicts": []}
         self._save()
 
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds of this chapter's runs: as many as the scale's, counted from the chapter's own seed."""
+        return [self.seed + k for k in range(len(self.scale.seeds))]
+
     # -- the report card -------------------------------------------------------------------
+    @contextmanager
+    def timed(self, name: str) -> Iterator["Timer"]:
+        """Time a block and record its wall time as the number ``name`` in seconds (the chapter's time budget, part
+        by part): ``with book.timed("SFT seconds, recipe arm") as t: ...``; ``t.seconds`` holds it afterwards."""
+        timer = Timer()
+        start = time.perf_counter()
+        try:
+            yield timer
+        finally:
+            timer.seconds = time.perf_counter() - start
+        self.number(name, round(timer.seconds, 1), "s")
+
     def number(self, name: str, value: float | int | str, unit: str = "", note: str = "") -> None:
         """Record a headline number of this chapter (shown in ``report.md``)."""
         if isinstance(value, float) and value != value:
@@ -155,10 +185,6 @@ class Chapter:
         return register_checkpoint(self.output_dir, self.name, name, path, step=step, tokens=tokens, final=final)
 
 
-# -- the run folder's checkpoint registry ------------------------------------------------------------------------
-CHECKPOINTS_FILE = "checkpoints.json"
-
-
 def _notebook_needs(name: str) -> list[str]:
     """``needs`` of ``notebooks/<name>.py`` (the runner runs notebooks from the repository root)."""
     import yaml
@@ -175,74 +201,3 @@ def _notebook_needs(name: str) -> list[str]:
             header = (yaml.safe_load("\n".join(lines)) or {}).get("jupyter", {}) or {}
             return [str(n) for n in (header.get("smolbook", {}) or {}).get("needs", []) or []]
     return []
-
-
-def registered_checkpoints(output_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """Every checkpoint registered in a run folder, in registration order: chapter, name, path, step, tokens, final."""
-    path = Path(output_dir) / CHECKPOINTS_FILE
-    if not path.is_file():
-        return []
-    try:
-        entries = list(json.loads(path.read_text())["checkpoints"])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise SmolbookError(f"{path} is corrupt ({e}); rerun the chapters that register checkpoints with --force") from None
-    # Paths inside the run folder are stored relative to it, so a run folder can be moved or copied whole.
-    return [dict(e, path=str((Path(output_dir) / e["path"]).resolve())) for e in entries]
-
-
-def register_checkpoint(output_dir: str | os.PathLike, chapter: str, name: str, path: str | os.PathLike,
-                        step: int | None = None, tokens: int | None = None, final: bool = False,
-                        arm: str | None = None, seed: int | None = None) -> Path:
-    """Add (or replace) the entry ``chapter/name`` of the run folder's ``checkpoints.json`` (a sweep's runs also
-    record their ``arm`` and ``seed``)."""
-    path = Path(path).resolve()
-    if not (path / "config.json").is_file():
-        raise SmolbookError(f"cannot register {chapter}/{name}: {path} holds no checkpoint (config.json)")
-    root = Path(output_dir).resolve()
-    before = registered_checkpoints(output_dir)
-    # Registering the same folder again under its name (a chapter marking a sweep's run as its final checkpoint)
-    # keeps the arm and seed the sweep recorded.
-    same = next((e for e in before if (e["chapter"], e["name"]) == (chapter, name) and Path(e["path"]) == path), {})
-    arm, seed = arm if arm is not None else same.get("arm"), seed if seed is not None else same.get("seed")
-    entries = [e for e in before if (e["chapter"], e["name"]) != (chapter, name)]
-    entry = {"chapter": chapter, "name": name, "path": str(path), "step": step, "tokens": tokens, "final": final}
-    entries.append(entry | {k: v for k, v in (("arm", arm), ("seed", seed)) if v is not None})
-    entries = [dict(e, path=str(Path(e["path"]).relative_to(root)) if Path(e["path"]).is_relative_to(root) else e["path"])
-               for e in entries]
-    target = Path(output_dir) / CHECKPOINTS_FILE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"checkpoints": entries}, indent=1))
-    tmp.replace(target)
-    return path
-
-
-def find_checkpoint(output_dir: str | os.PathLike, chapter: str, name: str | None = None) -> Path:
-    """The registered checkpoint ``chapter/name`` (``name=None``: the chapter's last one marked final)."""
-    entries = [e for e in registered_checkpoints(output_dir) if e["chapter"] == chapter]
-    if name is None:
-        entries = [e for e in entries if e.get("final")]
-    else:
-        entries = [e for e in entries if e["name"] == name]
-    what = f"{chapter}/{name}" if name else chapter
-    if not entries:
-        others = ", ".join(e["name"] for e in registered_checkpoints(output_dir) if e["chapter"] == chapter)
-        hint = f" (it registered: {others})" if others else f": run {chapter} first (smolbook run --only {chapter[:2]})"
-        raise SmolbookError(f"no checkpoint {what} in {Path(output_dir) / CHECKPOINTS_FILE}{hint}")
-    path = Path(entries[-1]["path"])
-    if not (path / "config.json").is_file():
-        raise SmolbookError(f"checkpoint {what} is registered at {path} but is not there: rerun {chapter} "
-                            f"(smolbook run --only {chapter[:2]} --force)")
-    return path
-
-
-def resolve_checkpoint(output_dir: str | os.PathLike, ref: str | os.PathLike) -> Path:
-    """A checkpoint reference of a run spec: ``chapter:NN_name[/name]`` or a folder."""
-    text = str(ref)
-    if text.startswith("chapter:"):
-        chapter, _, name = text[len("chapter:"):].partition("/")
-        return find_checkpoint(output_dir, chapter, name or None)
-    path = Path(text)
-    if not (path / "config.json").is_file():
-        raise SmolbookError(f"no checkpoint at {path} (expected {path / 'config.json'})")
-    return path

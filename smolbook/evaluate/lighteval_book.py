@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from smolbook.data.chat import KINDS
 from smolbook.errors import SmolbookError
+from smolbook.registry import registered_checkpoints
 from smolbook.scales import Scale, get_scale
 
 LONG_CONTEXT = "long_context"
@@ -70,8 +71,6 @@ def checkpoints_to_evaluate(output_dir: str | os.PathLike, chapters: Sequence[st
     """The run's registered checkpoints (of ``chapters`` when given), in registration order, one entry per folder:
     ``label`` (``chapter/name``), ``aliases`` (the other names of the same folder), chapter, name, path, step, final,
     and ``chapter_final``: the checkpoint ``start_from(chapter)`` hands on (the chapter's last one marked final)."""
-    from smolbook.chapter import registered_checkpoints
-
     entries = [e for e in registered_checkpoints(output_dir) if chapters is None or e["chapter"] in chapters]
     last_final = {e["chapter"]: (e["chapter"], e["name"]) for e in entries if e.get("final")}
     seen: dict[str, dict[str, Any]] = {}

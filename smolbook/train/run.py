@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from smolbook.cluster import GPUS_PER_NODE
-from smolbook.fingerprint import library_hash
 from smolbook.errors import SmolbookError
+from smolbook.fingerprint import library_hash
+from smolbook.registry import register_checkpoint, resolve_checkpoint
 from smolbook.scales import Scale, get_scale
 from smolbook.train import checkpoint as ckpt_mod
 from smolbook.train.config import TrainConfig
@@ -155,7 +156,6 @@ def _preference_pairs(spec: RunSpec, data: Any, budget: dict) -> Any:
         from smolbook.data.hub_chat import open_chat_dataset, released_source
 
         return open_chat_dataset(released_source("apo"), streaming=True, seed=spec.seed)
-    from smolbook.chapter import resolve_checkpoint
     from smolbook.data.chat import shared_chat_data
     from smolbook.data.preferences import preference_pairs
     from smolbook.evaluate.chat import folder_teacher
@@ -290,7 +290,6 @@ def _prepared(scale: str, output_dir: str, seed: int) -> Any:
 
 def resolve(spec: RunSpec) -> Resolved:
     """Build the model, the data stream, the ``TrainConfig`` and the evaluation of a spec (in this process)."""
-    from smolbook.chapter import resolve_checkpoint
     from smolbook.evaluate import ablation_evaluator, heldout_evaluator
     from smolbook.model import build_model, load_with_rope, smollm3_config
 
@@ -407,8 +406,6 @@ def _branch(spec: RunSpec, run_dir: Path) -> Path:
     starts at that checkpoint's step with its model, optimizer moments and data position, and follows this spec's
     schedule from there (LambdaLR keeps its step count, not its function, in a checkpoint)."""
     import shutil
-
-    from smolbook.chapter import resolve_checkpoint
 
     source = resolve_checkpoint(spec.output_dir, spec.branch_from)
     step = int(ckpt_mod.read_state(source)["step"])
@@ -570,8 +567,6 @@ def register(spec: RunSpec, result: TrainResult, arm: str | None = None) -> list
     """Register a finished run's final checkpoint as ``chapter:<chapter>/<name>`` (with its seed, and its arm when
     it is one of a sweep) and, with ``register_stages``, the checkpoint at the end of each data stage under the
     stage's name; returns the names registered."""
-    from smolbook.chapter import register_checkpoint
-
     final = spec.run_dir / "final"
     if not (final / "config.json").is_file():
         raise SmolbookError(f"run {spec.ref} finished without a final checkpoint in {final}")
