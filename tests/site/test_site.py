@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from smolbook import site
+from smolbook.site import tools as site_tools
 from smolbook.errors import SmolbookError
 from smolbook.report import write_report
 
@@ -322,12 +323,12 @@ def test_cli_error_is_one_line_exit_2(tmp_path: Path, capsys):
 
 
 def test_missing_npm_packages_name_the_install_command(run_dir: Path, tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(site, "NODE_MODULES", tmp_path / "node_modules")
+    monkeypatch.setattr(site_tools, "NODE_MODULES", tmp_path / "node_modules")
     with pytest.raises(SmolbookError, match=r"mystmd.*npm ci"):
         site.build_site(run_dir)
 
 
 def test_missing_node_names_the_install_command(run_dir: Path, monkeypatch):
-    monkeypatch.setattr(site.shutil, "which", lambda name: None)
+    monkeypatch.setattr(site_tools.shutil, "which", lambda name: None)
     with pytest.raises(SmolbookError, match=r"Node\.js.*apt-get install -y nodejs npm"):
         site.build_site(run_dir)
