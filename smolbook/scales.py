@@ -1,22 +1,24 @@
 """The scales table: one place that sizes every notebook (``smoke``, ``tiny``, ``small``, ``full``).
 
-The table lives in ``scales.yaml`` beside this module and is validated when loaded, so a
-malformed entry fails with a message naming the scale and the field rather than deep inside a
-training loop. It holds only what a scale chooses (sizes, budgets, devices); the recipe's shape and
+The table lives in ``scales.yaml`` beside this module and is validated when loaded (pydantic models of the
+file's entries, :class:`ScaleEntry`, then the checks between fields), so a malformed entry fails with a message
+naming the scale and the field rather than deep inside a training loop. It holds only what a scale chooses (sizes, budgets, devices); the recipe's shape and
 numbers come from the recipe data (:mod:`smolbook.recipe`): the query heads per KV head, the NoPE
 interval, RoPE theta per stage, the long-context lengths as multiples of the base length, the stage
 shares, and at ``full`` (``model: recipe`` and fields written ``recipe``) the released 3B itself.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from smolbook.errors import SmolbookError
+from smolbook.validation import validate
 
 SCALES_FILE = Path(__file__).with_name("scales.yaml")
 SCALE_NAMES = ("smoke", "tiny", "gpu", "small", "full")  # gpu: offline, one CUDA GPU (no hub)
@@ -74,22 +76,86 @@ class Budget:
         return max(1, self.epochs * self.tokens // (self.rows_per_step * self.seq_len))
 
 
-@dataclass(frozen=True)
-class Evaluation:
+PositiveInt = Annotated[int, Field(strict=True, ge=1)]
+NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
+Recipe = Literal["recipe"]  # a field ``full`` takes from the released run
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Evaluation(_Entry):
     """How much each chapter's held-out evaluations read at a scale: items per probe and new tokens per answer
     (a smoke-sized scale proves the code path with a few; the offline scales' sizes are what their verdicts need)."""
 
-    probe_items: int               # 08, 09: cloze prompts per length of the long-context probe
-    lc_probe_items: int            # 12, 13: cloze prompts at the base length (more: their arms differ less)
-    midtraining_chat_items: int    # 09: held-out conversations per kind
-    trace_tokens: int              # 09: new tokens per think-mode answer (the longest trace is ~100 tokens)
-    chat_items: int                # 11: held-out conversations per kind
-    chat_tokens: int               # 11: new tokens per answer (IFEval answers run long)
-    short_chat_tokens: int         # 11: new tokens per answer of the control arms (math, code, facts, multi-turn)
-    task_items: int                # 12, 13: held-out conversations per task kind
-    task_tokens: int               # 12, 13: new tokens per task answer
-    agent_items: int               # 15: held-out tool questions per style
-    agent_tokens: int              # 15: new tokens per agent turn
+    probe_items: PositiveInt               # 08, 09: cloze prompts per length of the long-context probe
+    lc_probe_items: PositiveInt            # 12, 13: cloze prompts at the base length (more: their arms differ less)
+    midtraining_chat_items: PositiveInt    # 09: held-out conversations per kind
+    trace_tokens: PositiveInt              # 09: new tokens per think-mode answer (the longest trace is ~100 tokens)
+    chat_items: PositiveInt                # 11: held-out conversations per kind
+    chat_tokens: PositiveInt               # 11: new tokens per answer (IFEval answers run long)
+    short_chat_tokens: PositiveInt         # 11: new tokens per answer of the control arms (math, code, facts, multi-turn)
+    task_items: PositiveInt                # 12, 13: held-out conversations per task kind
+    task_tokens: PositiveInt               # 12, 13: new tokens per task answer
+    agent_items: PositiveInt               # 15: held-out tool questions per style
+    agent_tokens: PositiveInt              # 15: new tokens per agent turn
+
+
+class ModelEntry(_Entry):
+    """A scale's model in the table: its sizes; the recipe gives the rest (4 query heads per KV head, NoPE every 4th
+    layer, RoPE theta per stage) unless ``num_key_value_heads`` / ``no_rope_layer_interval`` say otherwise."""
+
+    hidden_size: PositiveInt
+    num_hidden_layers: PositiveInt
+    num_attention_heads: PositiveInt
+    intermediate_size: PositiveInt
+    vocab_size: PositiveInt
+    num_key_value_heads: PositiveInt | None = None
+    no_rope_layer_interval: PositiveInt | None = None
+
+
+class BudgetEntry(_Entry):
+    """One phase's budget in the table: tokens per epoch (``recipe``: the recipe's), and for a post-training phase
+    its row length, learning-rate ratio and, where the scale departs from the recipe, epochs and warm-up share."""
+
+    tokens: PositiveInt | Recipe
+    epochs: PositiveInt | None = None
+    seq_len: PositiveInt | Recipe | None = None
+    lr_ratio: Annotated[float, Field(gt=0)] | None = None
+    warmup_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None
+
+
+class ScaleEntry(_Entry):
+    """One scale as ``scales.yaml`` writes it (fields written ``recipe`` are read from the released run)."""
+
+    where: str
+    offline: Annotated[bool, Field(strict=True)]
+    device: Literal["cpu", "cuda"]
+    launcher: Literal["inprocess", "accelerate", "slurm"]
+    tokenizer: str
+    model: ModelEntry | Recipe
+    seq_len: PositiveInt | Recipe
+    micro_batch_size: PositiveInt | Recipe
+    global_batch_size: PositiveInt | Recipe
+    pretrain_tokens: PositiveInt | Recipe
+    ablation_tokens: PositiveInt
+    learning_rate: Annotated[float, Field(gt=0)] | Recipe
+    warmup_steps: PositiveInt | Recipe
+    eval_every_steps: PositiveInt
+    seeds: Annotated[list[NonNegativeInt], Field(min_length=1)]
+    corpus_docs_per_domain: NonNegativeInt
+    eval_examples_per_task: NonNegativeInt
+    evaluation: Evaluation
+    budgets: dict[Literal[PHASES], BudgetEntry]  # type: ignore[valid-type]
+
+    @field_validator("budgets")
+    @classmethod
+    def _every_phase(cls, budgets: dict[str, BudgetEntry]) -> dict[str, BudgetEntry]:
+        missing = [p for p in PHASES if p not in budgets]
+        if missing:
+            raise ValueError(f"need every phase ({', '.join(PHASES)}); missing {', '.join(missing)}")
+        return budgets
 
 
 @dataclass(frozen=True)
@@ -179,127 +245,83 @@ def _fail(scale: str, msg: str) -> ScaleError:
     return ScaleError(f"scales table {SCALES_FILE.name}, scale '{scale}': {msg}")
 
 
-def _model_shape(name: str, raw: Any) -> ModelShape:
-    """A scale's model: ``recipe`` (the released 3B) or a few size fields; the recipe gives the rest (4 query heads
-    per KV head, NoPE every 4th layer, RoPE theta per stage). ``num_key_value_heads`` and ``no_rope_layer_interval``
-    may be overridden (smoke's two layers keep one NoPE layer with an interval of 2)."""
+def _model_shape(name: str, entry: ModelEntry | str) -> ModelShape:
+    """A scale's model: ``recipe`` (the released 3B) or its sizes, with the recipe's shape for the rest."""
     from smolbook.recipe import load_recipe
 
     r = load_recipe()
     a = r.architecture
-    if raw == "recipe":
-        raw = {k: getattr(a, k) for k in MODEL_SIZE_FIELDS}
-    optional = ("num_key_value_heads", "no_rope_layer_interval")
-    if not isinstance(raw, dict) or not set(MODEL_SIZE_FIELDS) <= set(raw) or set(raw) - set(MODEL_SIZE_FIELDS) - set(optional):
-        got = sorted(raw) if isinstance(raw, dict) else raw
-        raise _fail(name, f"model: 'recipe' or the fields {', '.join(MODEL_SIZE_FIELDS)} (optionally "
-                          f"{', '.join(optional)}), got {got}")
-    try:
-        size = {k: int(raw[k]) for k in MODEL_SIZE_FIELDS}
-        heads_per_kv = a.num_attention_heads // a.num_key_value_heads
-        kv = int(raw.get("num_key_value_heads", max(1, size["num_attention_heads"] // heads_per_kv)))
-        interval = int(raw.get("no_rope_layer_interval", a.no_rope_layer))
-    except (TypeError, ValueError) as e:
-        raise _fail(name, f"model: bad value ({e})") from None
+    size = {k: getattr(a if entry == "recipe" else entry, k) for k in MODEL_SIZE_FIELDS}
+    heads_per_kv = a.num_attention_heads // a.num_key_value_heads
+    kv = getattr(entry, "num_key_value_heads", None) or max(1, size["num_attention_heads"] // heads_per_kv)
+    interval = getattr(entry, "no_rope_layer_interval", None) or a.no_rope_layer
     return ModelShape(**size, num_key_value_heads=kv, no_rope_layer_interval=interval, rope_theta=a.rope_theta,
                       rope_theta_long=tuple(r.runs[st].rope_theta for st in LONG_CONTEXT_STAGES))
 
 
-def _evaluation(name: str, raw: Any) -> Evaluation:
-    names = [f.name for f in fields(Evaluation)]
-    if not isinstance(raw, dict) or set(raw) != set(names):
-        got = sorted(raw) if isinstance(raw, dict) else raw
-        raise _fail(name, f"evaluation: needs exactly {', '.join(names)} (got {got})")
-    bad = [k for k in names if not isinstance(raw[k], int) or isinstance(raw[k], bool) or raw[k] < 1]
-    if bad:
-        raise _fail(name, f"evaluation: {', '.join(f'{k}={raw[k]!r}' for k in bad)}: each must be a positive whole number")
-    return Evaluation(**{k: raw[k] for k in names})
-
-
-def _budgets(name: str, raw: Any, scale_kw: dict, long_context: tuple[int, ...]) -> dict[str, Budget]:
+def _budgets(name: str, entries: dict[str, BudgetEntry], scale_kw: dict, long_context: tuple[int, ...]
+             ) -> dict[str, Budget]:
     """Each phase's budget: tokens (and for post-training phases seq_len and lr_ratio) from the table; epochs,
     schedule, warm-up share and long-context learning rates from the recipe."""
     from smolbook.recipe import load_post_training, load_recipe
 
     r, pt = load_recipe(), load_post_training()
-    if not isinstance(raw, dict) or set(raw) != set(PHASES):
-        got = ", ".join(raw) if isinstance(raw, dict) else raw
-        raise _fail(name, f"budgets: need exactly {', '.join(PHASES)} (got {got})")
     tokens_per_step = scale_kw["global_batch_size"] * scale_kw["seq_len"]
     base_lr = scale_kw["learning_rate"]
     pre = r.runs["pretraining"].schedule
     out = {}
     for phase in PHASES:
-        b = raw[phase]
-        allowed = {"tokens", "epochs", "seq_len", "lr_ratio", "warmup_fraction"}
-        if not isinstance(b, dict) or "tokens" not in b or set(b) - allowed:
-            raise _fail(name, f"budgets.{phase}: needs tokens (and optionally {', '.join(sorted(allowed - {'tokens'}))})")
-        try:
-            if phase in LONG_CONTEXT_STAGES:
-                run = r.runs[phase]
-                seq = long_context[LONG_CONTEXT_STAGES.index(phase)]
-                tokens = run.tokens if b["tokens"] == "recipe" else int(b["tokens"])
-                lr, lr_source = base_lr * run.schedule.learning_rate / pre.learning_rate, \
-                    f"recipe ratio {run.schedule.learning_rate:g} / {pre.learning_rate:g}"
-                warm_share, schedule, epochs = run.schedule.lr_warmup_steps / run.schedule.train_steps, \
-                    run.schedule.lr_decay_style, 1
-            else:
-                section = {"mid_training": "mid_training", "sft": "sft", "preference": "apo"}[phase]
-                recipe_tokens = pt.value(section, "tokens_per_epoch" if phase == "mid_training" else "tokens") \
-                    if phase != "preference" else None
-                tokens = recipe_tokens if b["tokens"] == "recipe" else int(b["tokens"])
-                if tokens is None:
-                    raise ValueError("the recipe states no token count for this phase: give a number")
-                seq = pt.value("apo", "max_tokens") if b.get("seq_len") == "recipe" and phase == "preference" \
-                    else int(b.get("seq_len", scale_kw["seq_len"]))
-                epochs = int(b.get("epochs", pt.value(section, "epochs") if phase != "preference" else 1))
-                lr, lr_source = base_lr * float(b["lr_ratio"]), f"scale choice: {float(b['lr_ratio']):g} x pretraining " \
-                    "(the recipe states no learning rate)"
-                warm_share, schedule = float(b.get("warmup_fraction", 0.05)), "cosine"
-            rows = max(1, tokens_per_step // seq)
-            steps = max(1, epochs * tokens // (rows * seq))
-            out[phase] = Budget(phase=phase, tokens=int(tokens), epochs=epochs, seq_len=int(seq), rows_per_step=rows,
-                                learning_rate=lr, warmup_steps=min(steps - 1, round(warm_share * steps)) if steps > 1 else 0,
-                                schedule=schedule, lr_source=lr_source)
-        except (KeyError, TypeError, ValueError) as e:
-            raise _fail(name, f"budgets.{phase}: bad value ({e})") from None
+        b = entries[phase]
+        if phase in LONG_CONTEXT_STAGES:
+            run = r.runs[phase]
+            seq = long_context[LONG_CONTEXT_STAGES.index(phase)]
+            tokens = run.tokens if b.tokens == "recipe" else b.tokens
+            lr, lr_source = base_lr * run.schedule.learning_rate / pre.learning_rate, \
+                f"recipe ratio {run.schedule.learning_rate:g} / {pre.learning_rate:g}"
+            warm_share, schedule, epochs = run.schedule.lr_warmup_steps / run.schedule.train_steps, \
+                run.schedule.lr_decay_style, 1
+        else:
+            section = {"mid_training": "mid_training", "sft": "sft", "preference": "apo"}[phase]
+            if b.lr_ratio is None:
+                raise _fail(name, f"budgets.{phase}: needs lr_ratio (times the pretraining rate: the recipe states no "
+                                  "learning rate for this phase)")
+            if b.tokens == "recipe" and phase == "preference":
+                raise _fail(name, "budgets.preference.tokens: the recipe states no token count for this phase: "
+                                  "give a number")
+            tokens = pt.value(section, "tokens_per_epoch" if phase == "mid_training" else "tokens") \
+                if b.tokens == "recipe" else b.tokens
+            if b.seq_len == "recipe" and phase != "preference":
+                raise _fail(name, f"budgets.{phase}.seq_len: 'recipe' only for preference (the APO data's 24k cap)")
+            seq = pt.value("apo", "max_tokens") if b.seq_len == "recipe" else (b.seq_len or scale_kw["seq_len"])
+            epochs = b.epochs or (pt.value(section, "epochs") if phase != "preference" else 1)
+            lr, lr_source = base_lr * b.lr_ratio, f"scale choice: {b.lr_ratio:g} x pretraining " \
+                "(the recipe states no learning rate)"
+            warm_share, schedule = 0.05 if b.warmup_fraction is None else b.warmup_fraction, "cosine"
+        rows = max(1, tokens_per_step // seq)
+        steps = max(1, epochs * tokens // (rows * seq))
+        out[phase] = Budget(phase=phase, tokens=int(tokens), epochs=int(epochs), seq_len=int(seq), rows_per_step=rows,
+                            learning_rate=lr, warmup_steps=min(steps - 1, round(warm_share * steps)) if steps > 1 else 0,
+                            schedule=schedule, lr_source=lr_source)
     return out
 
 
 def _build(name: str, raw: Any) -> Scale:
     from smolbook.recipe import load_recipe
 
-    if not isinstance(raw, dict):
-        raise _fail(name, "expected a mapping of fields")
-    expected = {f.name for f in fields(Scale)} - {"name", "long_context"}
-    missing, unknown = expected - raw.keys(), raw.keys() - expected
-    if missing:
-        raise _fail(name, f"missing field(s): {', '.join(sorted(missing))}")
-    if unknown:
-        raise _fail(name, f"unknown field(s): {', '.join(sorted(unknown))}")
+    entry = validate(ScaleEntry, raw, f"scales table {SCALES_FILE.name}, scale '{name}'", ScaleError)
     r = load_recipe()
     pre = r.runs["pretraining"]
     from_recipe = {"seq_len": pre.sequence_length, "micro_batch_size": pre.micro_batch_size,
                    "global_batch_size": pre.sequences_per_step, "pretrain_tokens": pre.tokens,
                    "learning_rate": pre.schedule.learning_rate, "warmup_steps": pre.schedule.lr_warmup_steps}
-    model = _model_shape(name, raw["model"])
-    try:
-        kw = dict(raw, model=model, evaluation=_evaluation(name, raw["evaluation"]))
-        for k in RECIPE_FIELDS:
-            if raw[k] == "recipe":
-                kw[k] = from_recipe[k]
-        kw["seeds"] = tuple(int(x) for x in raw["seeds"])
-        for k in ("micro_batch_size", "global_batch_size", "pretrain_tokens", "ablation_tokens", "seq_len",
-                  "warmup_steps", "eval_every_steps", "corpus_docs_per_domain", "eval_examples_per_task"):
-            kw[k] = int(kw[k])
-        kw["learning_rate"] = float(kw["learning_rate"])
-        kw["offline"] = bool(raw["offline"])
-    except (TypeError, ValueError) as e:
-        raise _fail(name, f"bad value ({e})") from None
+    kw = {k: getattr(entry, k) for k in ScaleEntry.model_fields if k not in ("model", "budgets")}
+    kw |= {k: from_recipe[k] for k in RECIPE_FIELDS if kw[k] == "recipe"}
+    kw["seeds"] = tuple(entry.seeds)
+    kw["learning_rate"] = float(kw["learning_rate"])
     # The long-context lengths keep the recipe's multiples of the base length (4k -> 32k -> 64k: x8, then x2).
     long_context = tuple(kw["seq_len"] * r.runs[st].sequence_length // pre.sequence_length for st in LONG_CONTEXT_STAGES)
-    kw["budgets"] = _budgets(name, raw["budgets"], kw, long_context)
-    scale = Scale(name=name, long_context=long_context, **kw)
+    scale = Scale(name=name, long_context=long_context, model=_model_shape(name, entry.model),
+                  budgets=_budgets(name, entry.budgets, kw, long_context), **kw)
     _validate(scale)
     return scale
 
@@ -311,11 +333,6 @@ def _validate(s: Scale) -> None:
         (m.num_attention_heads % m.num_key_value_heads == 0, "num_attention_heads must be a multiple of num_key_value_heads"),
         (m.num_hidden_layers % m.no_rope_layer_interval == 0, "num_hidden_layers must be a multiple of no_rope_layer_interval"),
         (s.global_batch_size % s.micro_batch_size == 0, "global_batch_size must be a multiple of micro_batch_size"),
-        (min(s.seq_len, s.micro_batch_size, s.pretrain_tokens, s.ablation_tokens, s.warmup_steps, s.eval_every_steps) > 0,
-         "sizes must be positive"),
-        (s.device in ("cpu", "cuda"), "device must be cpu or cuda"),
-        (s.launcher in ("inprocess", "accelerate", "slurm"), "launcher must be inprocess, accelerate or slurm"),
-        (len(s.seeds) >= 1, "at least one seed"),
         (not s.offline or s.corpus_docs_per_domain > 0, "an offline scale needs corpus_docs_per_domain > 0"),
     ]
     if s.name != "smoke":  # smoke has 2 layers only; from tiny up the recipe keeps its shape

@@ -87,19 +87,30 @@ def _table_with(tmp_path: Path, mutate) -> Path:
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda t: t["tiny"].pop("seq_len"), "scale 'tiny': missing field(s): seq_len"),
-    (lambda t: t["tiny"].update(warp_drive=1), "unknown field(s): warp_drive"),
+    (lambda t: t["tiny"].pop("seq_len"), "scale 'tiny': missing field seq_len"),
+    (lambda t: t["tiny"].update(warp_drive=1), "scale 'tiny': unknown field warp_drive"),
     (lambda t: t["tiny"]["model"].update(num_key_value_heads=3), "num_attention_heads must be a multiple"),
     (lambda t: t["tiny"]["model"].update(num_key_value_heads=8), "4 query heads per KV head"),
-    (lambda t: t["tiny"].update(model="big"), "model: 'recipe' or the fields"),
-    (lambda t: t["tiny"]["model"].update(rope_theta=1.0), "model: 'recipe' or the fields"),
-    (lambda t: t["tiny"]["budgets"].pop("sft"), "budgets: need exactly"),
-    (lambda t: t["tiny"]["budgets"]["sft"].update(lr_ratio="fast"), "budgets.sft: bad value"),
-    (lambda t: t["tiny"].update(seq_len="long"), "bad value"),
+    (lambda t: t["tiny"].update(model="big"), "model: should be a mapping of fields or should be 'recipe' (got 'big')"),
+    (lambda t: t["tiny"]["model"].update(rope_theta=1.0), "model: unknown field rope_theta"),
+    (lambda t: t["tiny"]["budgets"].pop("sft"), "budgets: need every phase (lc-32k, lc-64k, mid_training, sft, "
+                                                "preference); missing sft"),
+    (lambda t: t["tiny"]["budgets"].update(rlhf={"tokens": 5}), "budgets.rlhf: should be 'lc-32k', 'lc-64k'"),
+    (lambda t: t["tiny"]["budgets"]["sft"].update(lr_ratio="fast"), "budgets.sft.lr_ratio: should be a valid number"),
+    (lambda t: t["tiny"]["budgets"]["sft"].pop("lr_ratio"), "budgets.sft: needs lr_ratio"),
+    (lambda t: t["tiny"]["budgets"]["sft"].update(tokens="many"), "budgets.sft.tokens: should be a valid integer or "
+                                                                   "should be 'recipe' (got 'many')"),
+    (lambda t: t["tiny"].update(seq_len="long"), "seq_len: should be a valid integer or should be 'recipe' (got 'long')"),
     (lambda t: t["tiny"].update(global_batch_size=17), "multiple of micro_batch_size"),
-    (lambda t: t["tiny"]["evaluation"].pop("chat_items"), "evaluation: needs exactly probe_items"),
-    (lambda t: t["tiny"]["evaluation"].update(chat_items=0), "evaluation: chat_items=0: each must be a positive whole"),
-    (lambda t: t["tiny"]["evaluation"].update(task_tokens="many"), "evaluation: task_tokens='many'"),
+    (lambda t: t["tiny"].update(offline="yes"), "offline: should be a valid boolean (got 'yes')"),
+    (lambda t: t["tiny"].update(device="tpu"), "device: should be 'cpu' or 'cuda' (got 'tpu')"),
+    (lambda t: t["tiny"]["evaluation"].pop("chat_items"), "evaluation: missing field chat_items"),
+    (lambda t: t["tiny"]["evaluation"].update(chat_items=0), "evaluation.chat_items: should be greater than or equal "
+                                                             "to 1 (got 0)"),
+    (lambda t: t["tiny"]["evaluation"].update(task_tokens="many"), "evaluation.task_tokens: should be a valid integer "
+                                                                   "(got 'many')"),
+    (lambda t: t["tiny"]["evaluation"].update(task_tokens=True), "evaluation.task_tokens: should be a valid integer "
+                                                                 "(got True)"),
 ])
 def test_malformed_tables_fail_clearly(tmp_path, mutate, message):
     with pytest.raises(ScaleError) as info:
