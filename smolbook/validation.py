@@ -42,9 +42,9 @@ def problems(e: ValidationError) -> list[str]:
         kinds = {x["type"] for x in errs}
         parent, name = ".".join(path[:-1]), path[-1] if path else ""
         prefix = f"{parent}: " if parent else ""
-        if "missing" in kinds:
+        if kinds & {"missing", "missing_argument"}:
             out.append(f"{prefix}missing field {name}")
-        elif "extra_forbidden" in kinds:
+        elif kinds & {"extra_forbidden", "unexpected_keyword_argument"}:
             out.append(f"{prefix}unknown field {name}")
         else:
             said = " or ".join(dict.fromkeys(_phrase(x["msg"]) for x in errs))

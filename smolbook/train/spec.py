@@ -12,15 +12,16 @@ scale's and the recipe's values for the run's ``phase`` when the run is resolved
 """
 from __future__ import annotations
 
-import dataclasses
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import ConfigDict, Strict, TypeAdapter, ValidationError
 
 from smolbook.errors import SmolbookError
+from smolbook.validation import problems
 from smolbook.scales import PHASES, SCALE_NAMES
 
 TRAINERS = ("pretrain", "sft", "dpo")
@@ -37,6 +38,10 @@ EVALUATIONS = ("heldout", "ablation")
 # The optimizer settings a run may change from the recipe's (TrainConfig fields): what an ablation arm flips.
 OPTIM_FIELDS = ("weight_decay", "embedding_weight_decay", "betas", "eps", "grad_clip")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+Count = Annotated[int, Strict()]  # a whole number in a spec file (``true`` is not 1)
+# A spec read from YAML is validated by pydantic (types, nested sections, unknown fields) from these annotations;
+# the rules between fields are RunSpec.__post_init__'s, which a spec built in code runs too.
+_NO_UNKNOWN_FIELDS = ConfigDict(extra="forbid")
 
 
 class SpecError(SmolbookError, ValueError):
@@ -54,19 +59,23 @@ class ModelSpec:
     settings (:func:`smolbook.model.load_with_rope`); ``max_position_embeddings`` is the new context length.
     """
 
+    __pydantic_config__ = _NO_UNKNOWN_FIELDS
+
     preset: str | None = None
     checkpoint: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     rope_theta: float | None = None
     yarn_factor: float | None = None
-    original_max_position_embeddings: int | None = None
-    max_position_embeddings: int | None = None
+    original_max_position_embeddings: Count | None = None
+    max_position_embeddings: Count | None = None
 
 
 @dataclass
 class DataSpec:
     """The data: a named builder and its options. ``None``: the trainer's (``stages``, the recipe's stage mixtures
     packed into rows, for ``pretrain``; ``conversations`` for ``sft``; ``preference-pairs`` for ``dpo``)."""
+
+    __pydantic_config__ = _NO_UNKNOWN_FIELDS
 
     builder: str | None = None
     stages: list[str] = field(default_factory=list)
@@ -78,10 +87,12 @@ class DataSpec:
 class BudgetSpec:
     """How much: ``tokens`` or ``steps`` (not both), row length and rows per step. ``None``: the scale's budget."""
 
-    tokens: int | None = None
-    steps: int | None = None
-    seq_len: int | None = None
-    rows_per_step: int | None = None
+    __pydantic_config__ = _NO_UNKNOWN_FIELDS
+
+    tokens: Count | None = None
+    steps: Count | None = None
+    seq_len: Count | None = None
+    rows_per_step: Count | None = None
 
 
 @dataclass
@@ -90,9 +101,11 @@ class ScheduleSpec:
     the decay stage's share; long context: cosine after the recipe's warm-up share). ``decay_fraction: 0`` with
     ``kind: wsd`` is a constant learning rate after warm-up."""
 
+    __pydantic_config__ = _NO_UNKNOWN_FIELDS
+
     kind: str | None = None
     learning_rate: float | None = None
-    warmup_steps: int | None = None
+    warmup_steps: Count | None = None
     decay_fraction: float | None = None
 
 
@@ -100,6 +113,8 @@ class ScheduleSpec:
 class RunSpec:
     """One training run. ``chapter``/``name`` place it: ``output_dir/<chapter>/<name>/`` holds its metrics and
     checkpoints, and its final checkpoint is registered as ``chapter:<chapter>/<name>``."""
+
+    __pydantic_config__ = _NO_UNKNOWN_FIELDS
 
     chapter: str
     name: str
@@ -114,16 +129,16 @@ class RunSpec:
     optimizer_state: str | None = None  # carry | reset; None: the recipe's (lc-32k carries, lc-64k restarts)
     optim: dict[str, Any] = field(default_factory=dict)  # OPTIM_FIELDS overrides, e.g. embedding_weight_decay: true
     precision: str = "auto"
-    seed: int = 0  # the run's own randomness: initialisation and data order
+    seed: Count = 0  # the run's own randomness: initialisation and data order
     # The seed of the book's generated corpus (and tokenizer) that the run reads from ``output_dir/data``. ``None``:
     # the corpus already there (whatever seed built it), else ``seed``. A run's ``seed`` must never rebuild the
     # shared data folder under another corpus: seed 1 of an arm would then train on another tokenizer and world.
-    corpus_seed: int | None = None
+    corpus_seed: Count | None = None
     resume: str | bool = "auto"
     evaluate: bool = True
     evaluation: str = "heldout"  # one of EVALUATIONS
-    eval_every: int | None = None
-    checkpoint_every: int | None = None
+    eval_every: Count | None = None
+    checkpoint_every: Count | None = None
     keep_checkpoints: bool = False  # keep every checkpoint the run writes (a learning curve evaluates them)
     register_stages: bool = False  # also register the checkpoint at the end of every data stage (pretraining)
     # Register the final checkpoint as the chapter's final one (what ``start_from(chapter)`` returns); a control
@@ -196,8 +211,17 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, raw: Any, where: str = "run spec") -> "RunSpec":
-        """Build a spec from plain data, naming any unknown or mistyped field."""
-        return _build(cls, raw, where)
+        """Build a spec from plain data (a YAML file's), naming any unknown, missing or mistyped field."""
+        if not isinstance(raw, dict):
+            raise SpecError(f"{where}: expected a mapping, got {type(raw).__name__}")
+        try:
+            return _ADAPTER.validate_python(raw)
+        except ValidationError as e:
+            # A rule between fields (__post_init__) already says what to write instead: raise it as it is.
+            own = [x["ctx"]["error"] for x in e.errors() if isinstance(x.get("ctx", {}).get("error"), SpecError)]
+            if own:
+                raise own[0] from None
+            raise SpecError(f"{where}: " + "; ".join(problems(e))) from None
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -237,27 +261,4 @@ class RunSpec:
         return f"chapter:{self.chapter}/{self.name}"
 
 
-_NESTED = {"model": ModelSpec, "data": DataSpec, "budget": BudgetSpec, "schedule": ScheduleSpec}
-
-
-def _build(cls: type, raw: Any, where: str) -> Any:
-    if not isinstance(raw, dict):
-        raise SpecError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(raw) - set(known))
-    if unknown:
-        raise SpecError(f"{where}: unknown field(s) {', '.join(unknown)}; the fields are {', '.join(known)}")
-    required = [n for n, f in known.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    missing = [n for n in required if n not in raw]
-    if missing:
-        raise SpecError(f"{where}: missing field(s) {', '.join(missing)}")
-    kw = {}
-    for name, value in raw.items():
-        if cls is RunSpec and name in _NESTED:
-            kw[name] = _build(_NESTED[name], value or {}, f"{where}, {name}")
-        else:
-            kw[name] = value
-    try:
-        return cls(**kw)
-    except TypeError as e:
-        raise SpecError(f"{where}: {e}") from None
+_ADAPTER = TypeAdapter(RunSpec)

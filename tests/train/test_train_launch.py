@@ -58,8 +58,11 @@ def test_inside_a_job_without_srun_is_a_clear_error(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("content, needle", [
-    ("chapter: 07_pretraining\nname: pretrain\nwarp: 9\n", "unknown field(s) warp"),
-    ("name: pretrain\n", "missing field(s) chapter"),
+    ("chapter: 07_pretraining\nname: pretrain\nwarp: 9\n", "unknown field warp"),
+    ("name: pretrain\n", "missing field chapter"),
+    ("chapter: 07_pretraining\nname: x\nmodel: {rope_thetaa: 2.0e6}\n", "model: unknown field rope_thetaa"),
+    ("chapter: 07_pretraining\nname: x\nseed: true\n", "seed: should be a valid integer (got True)"),
+    ("chapter: 07_pretraining\nname: x\nbudget: {steps: many}\n", "budget.steps: should be a valid integer"),
     ("chapter: 07_pretraining\nname: my run\n", "no spaces"),
     ("chapter: 07_pretraining\nname: x\nbudget: {tokens: 10, steps: 2}\n", "tokens or steps, not both"),
     ("chapter: 07_pretraining\nname: x\nmodel: {rope_theta: 2.0e6}\n", "give a checkpoint"),
