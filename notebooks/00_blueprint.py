@@ -43,7 +43,7 @@ from IPython.display import display
 
 from smolbook import Chapter
 from smolbook.recipe import CATEGORIES, facts_of, human_tokens, ledger, load_recipe, share_rows, stage_rows
-from smolbook.recipe_plots import plot_lr_schedule, plot_stage_shares
+from smolbook.recipe_plots import departure_numbers, ledger_verdicts, plot_lr_schedule, plot_stage_shares
 
 book = Chapter("00_blueprint", scale, seed, output_dir)
 recipe = load_recipe()
@@ -228,8 +228,7 @@ pd.DataFrame([{"step": sec, "dataset": d.name, "hub id": d.hub_id, "subset": d.s
 pd.DataFrame(departures(book.scale))
 
 # %%
-n = arch.parameter_count()
-book.number("parameters", n, note="computed from the architecture in the configs")
+book.number("parameters", arch.parameter_count(), note="computed from the architecture in the configs")
 end = recipe.pretraining_stages[-1]
 book.number("pretraining tokens (configs)", end.end_tokens, "tokens", note=human_tokens(end.end_tokens))
 for s in recipe.stages:
@@ -237,10 +236,8 @@ for s in recipe.stages:
 book.number("decay-stage weight sum", round(decay.weight_sum, 6),
             note=f"{decay.weight_sum:.5f} as released (56 weights); normalised when sampling")
 book.number("decay share of pretraining steps", round(100 * pre.schedule.decay_fraction, 2), "%")
-for row in departures(book.scale):
-    if row["x recipe share"] is not None:
-        book.number(f"{row['phase']} share of pretraining at {book.scale.name}", round(row[f"{book.scale.name} share of pretraining"], 4),
-                    note=f"{row['x recipe share']:.0f}x the recipe's share (a scale choice)")
+for row in departure_numbers(book.scale):
+    book.number(**row)
 book.number("datasets (distinct names over all stages)", len(recipe.all_datasets()))
 compared = [r for r in rows if r.kind == "compared"]
 book.number("blog statements checked", len(compared))
@@ -254,16 +251,10 @@ book.number("config-internal inconsistencies", sum(r.agrees is False for r in ro
 # the configs within its stated precision.
 
 # %%
-groups: dict[str, list] = {}
-for r in compared:
-    groups.setdefault(r.group, []).append(r)
 verdicts = []
-for group, grp in groups.items():
-    bad = [r for r in grp if not r.agrees]
-    measured = ("all agree: " if not bad else "differs: ") + "; ".join(
-        f"{r.topic} blog {r.blog} vs configs {r.config.split(' (')[0]}" for r in (bad or grp))
-    claim = f"The blog's {group} statements match the released configs ({len(grp)} checked)"
+for v in ledger_verdicts(rows):
     # The ledger checks a transcription (what the blog says against what the configs set), not an experiment.
-    ok = book.check(claim, measured, not bad, source="https://huggingface.co/blog/smollm3 vs the released nanotron configs")
-    verdicts.append({"claim": claim, "blog matches the configs": ok, "measured": measured})
+    ok = book.check(v.claim, v.measured, v.agrees,
+                    source="https://huggingface.co/blog/smollm3 vs the released nanotron configs")
+    verdicts.append({"claim": v.claim, "blog matches the configs": ok, "measured": v.measured})
 pd.DataFrame(verdicts)

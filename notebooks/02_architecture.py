@@ -78,6 +78,7 @@ plt.show()
 for n in (4096, 65536, 131072):
     print(f"  {n:>7,d} tokens: GQA {gqa * n / 2**30:5.2f} GiB  vs  MHA {mha * n / 2**30:5.2f} GiB")
 
+# %%
 book.number("3B KV cache per token, GQA (bf16)", gqa, "bytes", note=f"measured on DynamicCache: {measured}")
 book.number("3B KV cache per token, MHA (bf16)", mha, "bytes")
 book.number("3B KV cache at 64k tokens, GQA", round(gqa * 65536 / 2**30, 2), "GiB")

@@ -43,6 +43,7 @@ from smolbook.claims import Check, Claim
 from smolbook.data import prepare
 from smolbook.model import describe
 
+# %%
 book = Chapter("03_gqa", scale, seed, output_dir)
 data = prepare(book.scale, output_dir, seed=seed)
 heads = book.scale.model.num_attention_heads
@@ -80,21 +81,15 @@ plt.show()
 
 # %%
 full_gqa, full_mha = describe("smollm3-3b"), describe("smollm3-3b", num_key_value_heads=16)
+released = {"MHA": full_mha["kv_cache_bytes_per_token_bf16"], "GQA (recipe)": full_gqa["kv_cache_bytes_per_token_bf16"]}
 kv = {a.name: ab.arm_runs(a.name)[0].kv_cache_bytes_per_token for a in ab.arms}
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-axes[0].bar(list(kv), list(kv.values()), color=[f"C{i}" for i in range(len(kv))])
-axes[0].set_ylabel(f"bytes / token ({book.scale.name})")
-ctx = [4096, 32768, 65536, 131072]
-for name, d in (("MHA", full_mha), ("GQA (recipe)", full_gqa)):
-    axes[1].plot(ctx, [d["kv_cache_bytes_per_token_bf16"] * c / 2**30 for c in ctx], "o-", label=name)
-axes[1].set(xscale="log", xlabel="context length (tokens)", ylabel="KV cache per sequence (GiB)", title="SmolLM3-3B")
-axes[1].legend()
+fig = abl.plot_kv_cache(kv, book.scale.name, released)
 book.savefig(fig, "kv_cache")
 plt.show()
 for name, b in kv.items():
     book.number(f"KV cache per token, {name} ({book.scale.name})", b, "bytes")
-book.number("KV cache per token, SmolLM3-3B GQA", full_gqa["kv_cache_bytes_per_token_bf16"], "bytes", "bf16")
-book.number("KV cache per token, SmolLM3-3B as MHA", full_mha["kv_cache_bytes_per_token_bf16"], "bytes", "bf16")
+book.number("KV cache per token, SmolLM3-3B GQA", released["GQA (recipe)"], "bytes", "bf16")
+book.number("KV cache per token, SmolLM3-3B as MHA", released["MHA"], "bytes", "bf16")
 
 # %% [markdown]
 # ## Verdict
@@ -108,7 +103,6 @@ ab.judge(book, LOSS, "MHA", "GQA", "valid_loss", step=step,
 book.check(Check("GQA's KV cache is 1/4 of MHA's (4 query heads per KV head)", "the model config"),
            f"{kv['GQA']:,} vs {kv['MHA']:,} bytes per token ({kv['GQA'] / kv['MHA']:.2f}x)",
            kv["GQA"] * heads == kv["MHA"] * book.scale.model.num_key_value_heads)
-for a in ab.arms:
-    s = abl.spread_summary(ab.values(a.name, "valid_loss", step=step))
-    book.number(f"validation loss at step {step}, {a.name}", round(s["mean"], 4), "nats/token",
-                f"{s['n']} seeds, spread {s['spread'] if s['spread'] is None else round(s['spread'], 4)}")
+for row in abl.arm_numbers(ab, {f"validation loss at step {step}": ("valid_loss", "nats/token")}, step=step,
+                           note="{n} seeds, spread {spread}"):
+    book.number(**row)

@@ -37,8 +37,6 @@ seed = 0
 output_dir = "runs/tiny"
 
 # %%
-import math
-
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
@@ -48,12 +46,18 @@ from smolbook.claims import Claim
 from smolbook.data import prepare
 from smolbook.evaluate.longcontext import plot_report
 
+# %%
 book = Chapter("04_nope", scale, seed, output_dir)
 data = prepare(book.scale, output_dir, seed=seed)
 interval = book.scale.model.no_rope_layer_interval
 base, nope = "RoPE everywhere", f"NoPE every {interval}"
 arms = [abl.Arm(base, model={"no_rope_layer_interval": 0}), abl.Arm(nope, recipe=True)]
 SRC = "https://huggingface.co/blog/smollm3"
+# The long-context report's summaries each arm records, with their units
+SUMMARIES = {"cloze_within": "", "cloze_beyond": "", "cloze_control_beyond": "", "restate_gain_beyond": "nats/token",
+             "loss_within": "nats/token", "loss_beyond": "nats/token", "copy_beyond": "", "ruler_beyond": ""}
+
+# %%
 SHORT = Claim("NoPE on every 4th layer keeps short-context loss (vs RoPE everywhere)", SRC,
               metric="final validation loss (nats/token)", direction="no_worse", margin=0.02)
 FAR_FACT = Claim("NoPE on every 4th layer improves long context: a fact 2x-4x the training length back helps more",
@@ -113,22 +117,16 @@ plt.show()
 # %%
 lc = abl.long_context_value
 items = abl.long_context_items(ab)
-ruler_control = abl.spread_summary(ab.values(nope, lc("ruler_control_beyond")))["mean"]
 ab.judge(book, SHORT, base, nope, "valid_loss")
-recipe_within = abl.spread_summary(ab.values(nope, lc("cloze_within")))["mean"]
 ab.judge(book, FAR_FACT, base, nope, lc("restate_gain_beyond"), items=items["cloze"],
          note=f"each held-out fact asked at {items['distances']} distance(s) past the training length")
 ab.judge(book, CLOZE, base, nope, lc("cloze_beyond"), items=items["cloze"],
          note=f"each question asked at {items['distances']} distance(s); within the training length the recipe arm scores "
-              f"{recipe_within:.3f}")
+              f"{ab.mean(nope, lc('cloze_within')):.3f}")
 ab.judge(book, LOSS_FAR, base, nope, lc("loss_beyond"))
 ab.judge(book, RULER, base, nope, lc("ruler_beyond"), items=items["ruler"],
          at_chance=not any(r.final["long_context"]["ruler_moved"] for r in ab.runs),
-         note=f"the shuffled-answer control scores {ruler_control:.3f} in the recipe arm")
-for a in ab.arms:
-    for key, unit in (("cloze_within", ""), ("cloze_beyond", ""), ("cloze_control_beyond", ""),
-                      ("restate_gain_beyond", "nats/token"), ("loss_within", "nats/token"),
-                      ("loss_beyond", "nats/token"), ("copy_beyond", ""), ("ruler_beyond", "")):
-        v = abl.spread_summary(ab.values(a.name, lc(key)))
-        if math.isfinite(v["mean"]):  # smoke's context is too short for some probes
-            book.number(f"{key}, {a.name}", round(v["mean"], 4), unit, f"mean of {v['n']} seed(s)")
+         note=f"the shuffled-answer control scores {ab.mean(nope, lc('ruler_control_beyond')):.3f} in the recipe arm")
+for row in abl.arm_numbers(ab, {key: (lc(key), unit) for key, unit in SUMMARIES.items()}, note="mean of {n} seed(s)",
+                           skip_nan=True):  # smoke's context is too short for some probes
+    book.number(**row)

@@ -43,6 +43,7 @@ from smolbook.claims import Claim
 from smolbook.data import prepare
 from smolbook.evaluate.longcontext import plot_report
 
+# %%
 book = Chapter("05_doc_masking", scale, seed, output_dir)
 data = prepare(book.scale, output_dir, seed=seed)
 off, on = "masking off", "masking on"
@@ -95,19 +96,17 @@ plt.show()
 
 # %%
 lc = abl.long_context_value
-peak = lambda r: max(g for s, g in zip(*r.series("grad_norm")) if s > book.scale.warmup_steps)  # noqa: E731
+peak = abl.grad_norm_peak(after_step=book.scale.warmup_steps)
 ab.judge(book, SHORT, off, on, "valid_loss")
 items = abl.long_context_items(ab)
 ab.judge(book, FAR_FACT, off, on, lc("restate_gain_beyond"), items=items["cloze"],
          note=f"each held-out fact asked at {items['distances']} distance(s) past the training length")
 ab.judge(book, STABLE, off, on, peak)
-for a in ab.arms:
-    for key, fn, unit in (("final validation loss", lambda r: r.last("valid_loss"), "nats/token"),
-                          ("training tokens/s (median)", lambda r: r.tokens_per_second, "tokens/s"),
-                          ("largest gradient norm after warm-up", peak, ""),
-                          ("cloze accuracy past the training length", lc("cloze_beyond"), ""),
-                          ("loss gain from a fact past the training length", lc("restate_gain_beyond"), "nats/token"),
-                          ("loss past the training length", lc("loss_beyond"), "nats/token")):
-        v = abl.spread_summary(ab.values(a.name, fn))
-        book.number(f"{key}, {a.name}", round(v["mean"], 4), unit,
-                    f"{v['n']} seed(s), spread {None if v['spread'] is None else round(v['spread'], 4)}")
+numbers = {"final validation loss": ("valid_loss", "nats/token"),
+           "training tokens/s (median)": (lambda r: r.tokens_per_second, "tokens/s"),
+           "largest gradient norm after warm-up": (peak, ""),
+           "cloze accuracy past the training length": (lc("cloze_beyond"), ""),
+           "loss gain from a fact past the training length": (lc("restate_gain_beyond"), "nats/token"),
+           "loss past the training length": (lc("loss_beyond"), "nats/token")}
+for row in abl.arm_numbers(ab, numbers):
+    book.number(**row)

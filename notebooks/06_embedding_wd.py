@@ -43,6 +43,7 @@ from smolbook import ablations as abl
 from smolbook.claims import Claim
 from smolbook.data import prepare
 
+# %%
 book = Chapter("06_embedding_wd", scale, seed, output_dir)
 data = prepare(book.scale, output_dir, seed=seed)
 wd_on, wd_off = "embedding decayed", "embedding not decayed"
@@ -85,10 +86,7 @@ book.number("most the decay can shrink a weight, second half", round(bound, 4), 
 ab.judge(book, LOSS, wd_on, wd_off, "valid_loss")
 ab.judge(book, NORMS, wd_on, wd_off, drift, max_effect=bound,
          note=f"weight decay could shrink the embedding by at most {bound:.3f} over the second half")
-for a in ab.arms:
-    for key, fn, unit in (("final validation loss", lambda r: r.last("valid_loss"), "nats/token"),
-                          ("final embedding norm", lambda r: r.last("embedding_norm"), ""),
-                          ("embedding norm drift, second half", drift, "")):
-        v = abl.spread_summary(ab.values(a.name, fn))
-        book.number(f"{key}, {a.name}", round(v["mean"], 4), unit,
-                    f"{v['n']} seed(s), spread {None if v['spread'] is None else round(v['spread'], 4)}")
+numbers = {"final validation loss": ("valid_loss", "nats/token"), "final embedding norm": ("embedding_norm", ""),
+           "embedding norm drift, second half": (drift, "")}
+for row in abl.arm_numbers(ab, numbers):
+    book.number(**row)

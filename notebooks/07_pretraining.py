@@ -35,23 +35,22 @@ seed = 0
 output_dir = "runs/tiny"
 
 # %%
-import time
+import dataclasses
 
 import matplotlib.pyplot as plt
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-import dataclasses
-
 from smolbook import Chapter
+from smolbook.chapter import registered_checkpoints
 from smolbook.claims import Check, Claim
 from smolbook.data import prepare
 from smolbook.model import count_parameters, smollm3_config
-from smolbook.train import RunSpec, ScheduleSpec, run, sweep
 from smolbook.scales import pretraining_shares
-from smolbook.train.plots import plot_control, plot_metric_family, plot_schedule, stage_spans
-from smolbook.train.run import resolve_config
+from smolbook.train import RunSpec, ScheduleSpec, resolve_config, run, sweep
+from smolbook.train.plots import plot_control, plot_metric_family, plot_schedule, read_wsd, stage_shares, stage_steps
 
+# %%
 book = Chapter("07_pretraining", scale, seed, output_dir)
 s = book.scale
 data = prepare(s, output_dir, seed=seed)
@@ -62,6 +61,8 @@ print(f"{s.name}: {count_parameters(smollm3_config(s, tokenizer=data.tokenizer))
 print("stage step boundaries:", s.stage_step_boundaries())
 spec_config = resolve_config(spec)
 print(spec.to_yaml())
+
+# %%
 # Implementation checks: does the run follow the recipe's shape? (Reported apart from the experiments.)
 STAGES = Check("Three stages at the configs' shares of the steps (0.731 / 0.158 / 0.111)",
                "stage1_8T / stage2_8T_9T / stage3_9T_11T start_training_step")
@@ -75,14 +76,12 @@ SCHEDULE = Check("WSD: constant learning rate, then a linear decay to 0 that sta
 # checkpoint at the end of each stage is registered for later chapters (`checkpoints.json` of the run folder).
 
 # %%
-t0 = time.perf_counter()
-result = run(spec)
-seconds = time.perf_counter() - t0
+with book.timed("pretraining wall time", note=f"scale {s.name}, including evaluation") as t:
+    result = run(spec)
 train_rows = result.rows("train")
 tok_s = train_rows[-1]["tokens"] / max(1e-9, train_rows[-1]["elapsed_s"])
-print(f"{len(train_rows)} steps, {train_rows[-1]['tokens']:,d} tokens in {seconds:.0f} s ({tok_s:,.0f} tokens/s); "
+print(f"{len(train_rows)} steps, {train_rows[-1]['tokens']:,d} tokens in {t.seconds:.0f} s ({tok_s:,.0f} tokens/s); "
       f"final training loss {train_rows[-1]['loss']:.3f}")
-book.number("pretraining wall time", round(seconds, 1), "s", note=f"scale {s.name}, including evaluation")
 book.number("pretraining throughput", round(tok_s), "tokens/s", note="training tokens over loop time incl. evaluation")
 book.number("final training loss", round(train_rows[-1]["loss"], 4))
 
@@ -96,27 +95,12 @@ fig = plot_schedule(result)
 book.savefig(fig, "wsd_schedule", caption="The learning rate the trainer applied at each step (WSD), with the training loss; stages shaded as the data stream served them.")
 plt.show()
 
-spans = stage_spans(result)
-steps_per_stage = {st: b - a + 1 for st, (a, b) in spans.items()}
-shares = {st: n / len(train_rows) for st, n in steps_per_stage.items()}
-print("steps per stage:", steps_per_stage, " shares:", {k: round(v, 3) for k, v in shares.items()})
-expected = pretraining_shares()
-off = max(abs(shares.get(k, 0) - v) for k, v in expected.items())
+shares, expected = stage_shares(result), pretraining_shares()
+print("steps per stage:", stage_steps(result), " shares:", {k: round(v, 3) for k, v in shares.items()})
 book.check(STAGES, "step shares " + ", ".join(f"{k} {shares.get(k, 0):.3f} (configs {v:.3f})" for k, v in expected.items()),
-           off <= 1 / len(train_rows))
-
-lrs = [r["lr"] for r in train_rows]
-peak = max(lrs)
-# The decay starts at the last step still at the peak (its multiplier is 1 - 0/decay_steps).
-decay_start = next(i for i in range(len(lrs)) if i >= spec_config.warmup_steps and lrs[i] < peak) - 1
-flat = all(abs(x - peak) < 1e-12 for x in lrs[spec_config.warmup_steps:decay_start + 1])
-linear_to_zero = all(a > b for a, b in zip(lrs[decay_start:], lrs[decay_start + 1:])) and lrs[-1] <= peak / 5
-decay_frac = (len(lrs) - decay_start) / len(lrs)
-decay_stage_start = spans["decay"][0] - 1
-book.check(SCHEDULE, f"constant at {peak:g} from step {spec_config.warmup_steps} to {decay_start}; decays over the last "
-                     f"{100 * decay_frac:.1f}% (configs: {100 * expected['decay']:.1f}%) from step {decay_start}, where "
-                     f"the decay stage starts at {decay_stage_start}, to {lrs[-1]:.2g} (0 after the last update)",
-           flat and linear_to_zero and decay_start == decay_stage_start)
+           max(abs(shares.get(k, 0) - v) for k, v in expected.items()) <= 1 / len(train_rows))
+wsd = read_wsd(result, spec_config.warmup_steps)  # from the learning rates the trainer logged
+book.check(SCHEDULE, wsd.describe(expected["decay"]), wsd.follows_stages)
 
 # %% [markdown]
 # ## Validation loss per domain
@@ -143,24 +127,25 @@ for k in sorted(x for x in evals[-1] if x.startswith("valid_loss")):
 ANNEAL = Claim("WSD's decay lowers the loss against a constant learning rate over the same tokens",
                "SmolLM3 blog, Training configuration (WSD)", metric="final validation loss (nats/token)",
                direction="better", margin=0.02)
-replicates = [seed + i for i in range(len(s.seeds))]
 
-
-def branch(name: str, r: int, **changes):
+# %%
+def branch(name: str, r: int, **changes) -> RunSpec:
     """The decay stage again from the stable-2 checkpoint, under seed ``r`` (``r == seed``: this run's own tokens)."""
     return dataclasses.replace(spec, name=f"{name}-seed{r}", seed=r, register_stages=False, final=False,
                                branch_from=f"chapter:{book.name}/stable-2", **changes)
 
 
 branches = sweep({("constant LR", r): branch("constant-lr", r, schedule=ScheduleSpec(decay_fraction=0.0),
-                                             eval_every=None if r == seed else s.pretrain_steps) for r in replicates}
-                 | {("WSD decay", r): branch("decay", r, eval_every=s.pretrain_steps) for r in replicates[1:]},
+                                             eval_every=None if r == seed else s.pretrain_steps) for r in book.seeds}
+                 | {("WSD decay", r): branch("decay", r, eval_every=s.pretrain_steps) for r in book.seeds[1:]},
                  desc="decay-stage branches")
-constant = [branches["constant LR", r].result for r in replicates]
-decayed = [result] + [branches["WSD decay", r].result for r in replicates[1:]]
+
+# %%
+constant = [branches["constant LR", r].result for r in book.seeds]
+decayed = [result] + [branches["WSD decay", r].result for r in book.seeds[1:]]
 final_constant = [c.rows("eval")[-1]["valid_loss"] for c in constant]
 final_decay = [d.rows("eval")[-1]["valid_loss"] for d in decayed]
-for r, a, b in zip(replicates, final_decay, final_constant):
+for r, a, b in zip(book.seeds, final_decay, final_constant):
     print(f"seed {r}: validation loss after the decay stage: WSD decay {a:.4f}, constant learning rate {b:.4f}")
 book.judge(ANNEAL, final_constant, final_decay, baseline_name="constant LR", recipe_name="WSD decay")
 fig = plot_control(result, constant[0], label="constant-LR control (branched at the decay's first step)")
@@ -192,8 +177,6 @@ for k in sorted(x for x in evals[-1] if x.startswith(("acc/", "token_acc/"))):
 # tokenizer — with the trainer's state beside it for resuming.
 
 # %%
-from smolbook.chapter import registered_checkpoints
-
 for c in registered_checkpoints(output_dir):
     if c["chapter"] == book.name:
         print(f"{c['name']:<10} step {c['step']:>6,d}  {c['tokens']:>12,d} tokens  {c['path']}")

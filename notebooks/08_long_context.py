@@ -41,23 +41,25 @@ import time
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
+from transformers import AutoConfig
 
 from smolbook import Chapter
 from smolbook.claims import Claim
 from smolbook.data import prepare
 from smolbook.evaluate.longcontext import plot_report
-from smolbook.extension import cloze_at, cloze_items, extend, loss_between, reports, save_yarn, theta_table
-from smolbook.recipe import load_post_training, load_recipe
+from smolbook.extension import (cloze_at, cloze_items, extend, loss_between, recipe_parallelism, report_rows, reports,
+                                save_yarn, theta_table, verdict_probe)
+from smolbook.recipe import load_post_training
 
+# %%
 book = Chapter("08_long_context", scale, seed, output_dir)
 s = book.scale
 data = prepare(s, output_dir, seed=seed)
-seeds = [seed + k for k in range(len(s.seeds))]
 L, (L32, L64) = s.seq_len, s.long_context
 lengths = [L * m for m in (1, 2, 4, 8, 16)]  # the cloze probe up to the final training length
 n_probe = s.evaluation.probe_items
 source = book.start_from("07_pretraining")
-print(f"base length {L}, stages at {L32} and {L64}; {len(seeds)} seeds; cloze at {lengths}, loss to {2 * L64}")
+print(f"base length {L}, stages at {L32} and {L64}; {len(book.seeds)} seeds; cloze at {lengths}, loss to {2 * L64}")
 thetas = theta_table(s.name)
 display(pd.DataFrame(thetas))
 for row in thetas:
@@ -79,20 +81,14 @@ for row in thetas:
 # ## The two stages, per seed
 
 # %%
-runs = load_recipe().runs
-for st in ("lc-32k", "lc-64k"):
-    r = runs[st]
-    print(f"recipe {st}: {r.gpus} GPUs = tp {r.tp} x cp {r.context_parallel_size} x pp {r.pp} x dp {r.dp}; "
-          f"{s.name}: {s.launcher} launcher, no tensor or context parallelism")
-t0 = time.perf_counter()
-chains = extend(book.name, "chapter:07_pretraining", s.name, output_dir, seeds)
-seconds_extension = time.perf_counter() - t0
+print("\n".join(recipe_parallelism(s.name)))
+with book.timed("extension wall time, all seeds"):
+    chains = extend(book.name, "chapter:07_pretraining", s.name, output_dir, book.seeds)
 main = chains[0]
 for stage, res in main.results.items():
     rows = res.rows("train")
     book.number(f"{stage} tokens per seed", rows[-1]["tokens"], "tokens")
     book.number(f"{stage} seconds (seed {main.seed})", round(rows[-1]["elapsed_s"], 1), "s")
-book.number("extension wall time, all seeds", round(seconds_extension, 1), "s")
 yarn_factor = load_post_training().value("inference", "yarn_factor")
 yarn = {c.seed: book.checkpoint(f"{c.prefix}lc-64k-yarn", save_yarn(c.path(), book.dir / f"{c.prefix}lc-64k-yarn",
                                                                       yarn_factor, L64))
@@ -106,16 +102,12 @@ yarn = {c.seed: book.checkpoint(f"{c.prefix}lc-64k-yarn", save_yarn(c.path(), bo
 # only YaRN has a claim).
 
 # %%
-t0 = time.perf_counter()
+t0 = time.perf_counter()  # the report and every verdict probe, to the controls' figure
 main_ckpts = {"07 (pretrained)": source, "after lc-32k": main.path("lc-32k"),
               "after lc-64k": main.path(), "lc-64k + YaRN x2": yarn[main.seed]}
 probe = dict(n=n_probe, seed=seed, loss_length=2 * L64)  # every report reads the same prompts and windows
 rep = reports(main_ckpts, data, s.name, lengths, loss_windows=4, **probe)
-table = pd.DataFrame([{"checkpoint": k, **{f"cloze @{r['length']}": round(r["accuracy"], 3) for r in v["cloze"]},
-                       f"loss <{L}": round(loss_between(v, 0, L), 3),
-                       f"loss {L}-{L64}": round(loss_between(v, L, L64), 3),
-                       f"loss {L64}-{2 * L64}": round(loss_between(v, L64, 2 * L64), 3)} for k, v in rep.items()])
-display(table)
+display(pd.DataFrame(report_rows(rep, L, L64)))
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
@@ -153,14 +145,17 @@ CLAIMS = {
     "yarn": Claim("YaRN x2 extends the usable context to twice the final training length", "model card, Long context",
                   f"loss at positions {L64}-{2 * L64} (nats)", "better", margin=0.05),
 }
+
+# %%
 far = [L32, L64]
 per_seed = {main.seed: {"lc-64k": rep["after lc-64k"], "yarn": rep["lc-64k + YaRN x2"]}}
 for c in chains[1:]:
-    per_seed[c.seed] = {"lc-64k": reports({"x": c.path()}, data, s.name, far, control=False, loss_windows=2, **probe)["x"],
-                        "yarn": reports({"x": yarn[c.seed]}, data, s.name, [L], control=False, loss_windows=2,
-                                        **probe)["x"]}
+    per_seed[c.seed] = {"lc-64k": verdict_probe(c.path(), data, s.name, far, **probe),
+                        "yarn": verdict_probe(yarn[c.seed], data, s.name, [L], **probe)}
 base = rep["07 (pretrained)"]
 ext = [per_seed[c.seed]["lc-64k"] for c in chains]
+
+# %%
 book.judge(CLAIMS["extends"], loss_between(base, L, L64), [loss_between(r, L, L64) for r in ext],
            baseline_name="07", recipe_name="lc-64k")
 book.judge(CLAIMS["probe"], cloze_at(base, far), [cloze_at(r, far) for r in ext],
@@ -182,15 +177,16 @@ _ = book.judge(CLAIMS["yarn"], [loss_between(r, L64, 2 * L64) for r in ext],
 # cloze probe at the two extension lengths and on loss between the base and the final length.
 
 # %%
-nope_arms = {arm: [book.start_from("04_nope", f"{arm}-seed{k}") for k in seeds] for arm in ("recipe", "rope")}
-twin = {arm: extend(book.name, dict(zip(seeds, paths)), s.name, output_dir, seeds, prefix=f"04{arm}-", evaluate=False)
+nope_arms = {arm: [book.start_from("04_nope", f"{arm}-seed{k}") for k in book.seeds] for arm in ("recipe", "rope")}
+twin = {arm: extend(book.name, dict(zip(book.seeds, paths)), s.name, output_dir, book.seeds, prefix=f"04{arm}-",
+                    evaluate=False)
         for arm, paths in nope_arms.items()}
-upsampled = extend(book.name, "chapter:07_pretraining", s.name, output_dir, seeds, prefix="upsampled-",
+upsampled = extend(book.name, "chapter:07_pretraining", s.name, output_dir, book.seeds, prefix="upsampled-",
                    data_options={"upsample_long": [L + 1, 4]}, evaluate=False)
-verdict_report = lambda path: reports({"x": path}, data, s.name, far, control=False, loss_windows=2, **probe)["x"]  # noqa: E731
-twin_rep = {arm: [verdict_report(c.path()) for c in cs] for arm, cs in twin.items()}
-up_rep = [verdict_report(c.path()) for c in upsampled]
+twin_rep = {arm: [verdict_probe(c.path(), data, s.name, far, **probe) for c in cs] for arm, cs in twin.items()}
+up_rep = [verdict_probe(c.path(), data, s.name, far, **probe) for c in upsampled]
 
+# %%
 CLAIMS |= {
     "nope": Claim("NoPE helps after extension: the NoPE-every-4th-layer model beats its RoPE-everywhere twin at long "
                   "context, both extended the same way", "blog, NoPE ablation", "cloze accuracy at 8x-16x", "better",
@@ -202,6 +198,8 @@ CLAIMS |= {
                       "same stages with long documents drawn 4x as often", "blog, Long context extension",
                       f"loss at positions {L}-{L64} (nats)", "no_worse", margin=0.05),
 }
+
+# %%
 book.judge(CLAIMS["nope"], [cloze_at(r, far) for r in twin_rep["rope"]], [cloze_at(r, far) for r in twin_rep["recipe"]],
            baseline_name="RoPE everywhere", recipe_name="NoPE every 4th", items=cloze_items(twin_rep["recipe"][0], far))
 book.judge(CLAIMS["nope_loss"], [loss_between(r, L, L64) for r in twin_rep["rope"]],
@@ -231,8 +229,6 @@ book.number("report and verdict probes seconds", round(time.perf_counter() - t0,
 # ordinary Hugging Face folders: the config carries the stage-2 θ, the YaRN variant `rope_type: yarn`, factor 2.
 
 # %%
-from transformers import AutoConfig
-
 for label, path in (("lc-64k", main.path()), ("lc-64k + YaRN", yarn[main.seed])):
     cfg = AutoConfig.from_pretrained(path)
     print(f"{label:<14} {cfg.rope_parameters}  max_position_embeddings {cfg.max_position_embeddings:,}")

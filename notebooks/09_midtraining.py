@@ -42,31 +42,25 @@ import time
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
-from transformers import AutoConfig
 
 from smolbook import Chapter
 from smolbook.claims import Claim
 from smolbook.data import prepare
-from smolbook.evaluate.chat import chat_scores, items_in, learning_curve, plot_learning_curve
+from smolbook.data.chat import shared_chat_data
+from smolbook.evaluate.chat import items_in, learning_curve, plot_learning_curve
 from smolbook.evaluate.longcontext import plot_report
 from smolbook.extension import loss_between, reports
-from smolbook.data.chat import shared_chat_data
-from smolbook.midtraining import REASONING_KINDS, answer_loss, mid_spec
-from smolbook.recipe import load_post_training
+from smolbook.midtraining import REASONING_KINDS, answer_loss, recipe_line, seed_specs, think_scores, think_table
 from smolbook.train import sweep
 
+# %%
 book = Chapter("09_midtraining", scale, seed, output_dir)
 s = book.scale
 data = prepare(s, output_dir, seed=seed)
-seeds = [seed + k for k in range(len(s.seeds))]
 L, (L32, L64) = s.seq_len, s.long_context
 source = book.start_from("08_long_context")
-context = AutoConfig.from_pretrained(source).max_position_embeddings
-pt = load_post_training()
 b = s.budget("mid_training")
-print(f"recipe: {pt.value('mid_training', 'tokens_per_epoch'):,} tokens x {pt.value('mid_training', 'epochs')} "
-      f"epochs, {pt.value('mid_training', 'format')}, {pt.value('mid_training', 'packing')} packing; "
-      f"{s.name}: {b.tokens:,} tokens x {b.epochs} epochs in rows of {b.seq_len}, {b.steps} steps, lr {b.learning_rate:g}")
+print(recipe_line(s))
 
 # %% [markdown]
 # ## One run per seed
@@ -75,19 +69,14 @@ print(f"recipe: {pt.value('mid_training', 'tokens_per_epoch'):,} tokens x {pt.va
 # data: where conversations start (position 0) and how many share a row.
 
 # %%
-curve_every = max(1, b.steps // 4)  # the main seed keeps four checkpoints: its learning curve
-specs = {("mid", k): mid_spec(book.name, "mid" if k == seed else f"mid-seed{k}", "chapter:08_long_context", s.name,
-                              output_dir, k, max_position_embeddings=context, kinds=REASONING_KINDS,
-                              checkpoint_every=curve_every if k == seed else None) for k in seeds}
-t0 = time.perf_counter()
-results = {k: r.result for (_, k), r in sweep(specs, desc="mid-training").items()}
-seconds_mid = time.perf_counter() - t0
+specs = seed_specs(book.name, "chapter:08_long_context", source, s.name, output_dir, book.seeds, seed)
+with book.timed("mid-training seconds, all seeds") as t:
+    results = {k: r.result for (_, k), r in sweep(specs, desc="mid-training").items()}
 main = results[seed]
 train_rows = main.rows("train")
-print(f"{len(seeds)} runs of {train_rows[-1]['step']} steps, {train_rows[-1]['tokens']:,} tokens each, "
-      f"in {seconds_mid:.0f} s; loss {train_rows[0]['loss']:.2f} -> {train_rows[-1]['loss']:.2f}")
+print(f"{len(book.seeds)} runs of {train_rows[-1]['step']} steps, {train_rows[-1]['tokens']:,} tokens each, "
+      f"in {t.seconds:.0f} s; loss {train_rows[0]['loss']:.2f} -> {train_rows[-1]['loss']:.2f}")
 book.number("mid-training tokens per seed", train_rows[-1]["tokens"], "tokens")
-book.number("mid-training seconds, all seeds", round(seconds_mid, 1), "s")
 
 # %% [markdown]
 # ## Reasoning before and after, in think mode
@@ -99,17 +88,12 @@ book.number("mid-training seconds, all seeds", round(seconds_mid, 1), "s")
 # %%
 n_eval = s.evaluation.midtraining_chat_items
 heldout = shared_chat_data(s.name, data.seed).heldout_set(REASONING_KINDS, per_kind=2 * n_eval)
-t0 = time.perf_counter()
-records = chat_scores({"08 (long context)": source, **{f"09 seed {k}": r.checkpoint for k, r in results.items()}},
-                      heldout, modes=("think",),
-                      max_new_tokens=s.evaluation.trace_tokens)
-trace_loss = {label: answer_loss(path, heldout) for label, path in
-              {"08 (long context)": source, **{f"09 seed {k}": r.checkpoint for k, r in results.items()}}.items()}
+checkpoints = {"08 (long context)": source, **{f"09 seed {k}": r.checkpoint for k, r in results.items()}}
+t0 = time.perf_counter()  # "evaluation and probe seconds" adds this to the probes' time below
+records = think_scores(checkpoints, heldout, max_new_tokens=s.evaluation.trace_tokens)
 seconds_eval = time.perf_counter() - t0
-for rec in records:
-    rec["answer loss"] = trace_loss[rec["checkpoint"]]
-cols = ["checkpoint", "answer_em", "format_ok", "answer loss", *[f"correct/{k}" for k in REASONING_KINDS], "tokens_per_s"]
-display(pd.DataFrame(records)[cols].round(3))
+trace_loss = {rec["checkpoint"]: rec["answer loss"] for rec in records}
+display(think_table(records))
 
 # %% [markdown]
 # ## The learning curve
@@ -186,12 +170,14 @@ CLAIMS = {
     "drop": Claim("Mid-training costs long context (the blog's RULER drop): the model before it is better at long "
                   "range", "blog, Model merging", f"loss at positions {L}-{L64} (nats)", "better", margin=0.02),
 }
+
+# %%
 base = by_ckpt.loc["08 (long context)"]
-book.judge(CLAIMS["reasoning"], base["answer_em"], [by_ckpt.loc[f"09 seed {k}", "answer_em"] for k in seeds],
+book.judge(CLAIMS["reasoning"], base["answer_em"], [by_ckpt.loc[f"09 seed {k}", "answer_em"] for k in book.seeds],
            baseline_name="08", recipe_name="09", items=int(base["n"]))
 book.judge(CLAIMS["trace_loss"], trace_loss["08 (long context)"],
-           [trace_loss[f"09 seed {k}"] for k in seeds], baseline_name="08", recipe_name="09")
-_ = book.judge(CLAIMS["drop"], [loss_between(per_seed[k], L, L64) for k in seeds],
+           [trace_loss[f"09 seed {k}"] for k in book.seeds], baseline_name="08", recipe_name="09")
+_ = book.judge(CLAIMS["drop"], [loss_between(per_seed[k], L, L64) for k in book.seeds],
                loss_between(rep["08 (long context)"], L, L64), baseline_name="09 (after)",
                recipe_name="08 (before)")
 
@@ -200,7 +186,7 @@ _ = book.judge(CLAIMS["drop"], [loss_between(per_seed[k], L, L64) for k in seeds
 # The main run's final checkpoint is this chapter's: chapter 11 fine-tunes it and chapter 13 merges it back in.
 
 # %%
-for k in seeds:
+for k in book.seeds:
     book.number(f"think-mode exact match, 09 seed {k}", round(by_ckpt.loc[f"09 seed {k}", "answer_em"], 3))
 book.number("think-mode exact match, 08", round(base["answer_em"], 3))
 book.number("think-mode answer loss, 08", round(trace_loss["08 (long context)"], 3), "nats")

@@ -37,6 +37,8 @@ output_dir = "runs/tiny"
 # %%
 from smolbook import Chapter
 from smolbook import chat
+from smolbook.chat.conformance import compare_with_reference, find_reference, sample_cases
+from smolbook.data import prepare
 
 book = Chapter("10_chat_template", scale, seed, output_dir)
 DATE = "23 November 2026"  # pinned so every render in this chapter is reproducible
@@ -47,8 +49,6 @@ DATE = "23 November 2026"  # pinned so every render in this chapter is reproduci
 # Rendering itself does not depend on the vocabulary; the loss mask below is drawn over its tokens.
 
 # %%
-from smolbook.data import prepare
-
 tokenizer = prepare(scale, output_dir, seed).tokenizer
 print(type(tokenizer).__name__, len(tokenizer), "tokens; carries smolbook's chat template:",
       tokenizer.chat_template == chat.CHAT_TEMPLATE)
@@ -87,6 +87,8 @@ renders = {
     "system_override": chat.render([{"role": "system", "content": "/system_override You are terse. /no_think"},
                                     *weather], **prompt),
 }
+
+# %%
 fig = chat.draw_renders(renders)
 book.savefig(fig, "modes");
 
@@ -121,8 +123,6 @@ for system, keyword in [(None, None), (None, False), ("Be brief. /think", False)
 # costs a millisecond, so every scale checks the same 200 conversations.
 
 # %%
-from smolbook.chat.conformance import compare_with_reference, find_reference, sample_cases
-
 reference_path = find_reference()
 if reference_path is None:
     print("released template not found in the reference material beside the repository: conformance not checked")
@@ -196,6 +196,8 @@ completions = [
     "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {}}",
     "<think>\nStill thinking when the budget ran out",
 ]
+
+# %%
 parsed = [chat.parse_completion(text) for text in completions]
 for text, result in zip(completions, parsed):
     print(repr(text[:70]))

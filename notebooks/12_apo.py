@@ -35,38 +35,31 @@ output_dir = "runs/tiny"
 apo_loss = None  # None: the recipe's default (apo.default_loss_type); any TRL loss_type but sigmoid, the baseline
 
 # %%
-import time
-from dataclasses import replace
-
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
 from smolbook import Chapter
-from smolbook.alignment import (LOSS_NAMES, mode_reaches_template, pair_lengths, plot_curves, preference_data,
-                                preference_spec, task_scores, train_arms)
+from smolbook.alignment import (DPO, LOSS_NAMES, apo_variant, arm_checkpoints, both_modes, claim_in_mode,
+                                curves_figure, final_log_means, long_context_figure, mode_reaches_template,
+                                pair_counts, pair_lengths, plot_task_scores, preference_data, preference_spec,
+                                task_scores, train_arms)
 from smolbook.claims import Check, Claim
-from smolbook.data import prepare
-from smolbook.data.chat import build_chat_data
-from smolbook.errors import SmolbookError
-from smolbook.evaluate.longcontext import plot_report
+from smolbook.data import build_chat_data, prepare
 from smolbook.evaluate.chat import items_in
 from smolbook.extension import cloze_at, cloze_items, nearest_cloze_length, reports
 from smolbook.recipe import load_post_training
 from smolbook.train.trl import chat_tokenizer
 
+# %%
 book = Chapter("12_apo", scale, seed, output_dir)
 s = book.scale
 pt = load_post_training()
-apo = apo_loss or pt.value("apo", "default_loss_type")
-DPO = "sigmoid"  # TRL's name of the original DPO loss: the baseline arm
-if apo == DPO:
-    raise SmolbookError("apo_loss 'sigmoid' is the DPO baseline itself: choose an APO variant (apo_zero, apo_down)")
+apo = apo_variant(apo_loss, pt.value("apo", "default_loss_type"))  # DPO ("sigmoid") is the baseline arm
 data = prepare(s, output_dir, seed=seed)
-seeds = [seed + k for k in range(len(s.seeds))]
 source = book.start_from("11_sft")
 budget = s.budget("preference")
-print(f"{len(seeds)} seeds; losses {apo} and {DPO}; rows of {budget.seq_len} tokens stand for the recipe's "
+print(f"{len(book.seeds)} seeds; losses {apo} and {DPO}; rows of {budget.seq_len} tokens stand for the recipe's "
       f"{pt.value('apo', 'max_tokens'):,}")
 
 # %% [markdown]
@@ -81,7 +74,7 @@ print(f"{len(seeds)} seeds; losses {apo} and {DPO}; rows of {budget.seq_len} tok
 pairs = preference_data(preference_spec(book.name, "chapter:11_sft", s.name, output_dir, seed, apo), data)
 tok = chat_tokenizer(source)
 lengths = pair_lengths(pairs, tok)
-display(pd.DataFrame(list(pairs.select_columns(["mode", "kind"]))).value_counts().rename("pairs").reset_index())
+display(pair_counts(pairs))
 over = sum(n > budget.seq_len for n in lengths)
 print(f"{len(pairs)} pairs; longest {max(lengths)} tokens, {over} over the {budget.seq_len}-token cap "
       "(TRL truncates those)")
@@ -89,29 +82,24 @@ book.number("preference pairs", len(pairs))
 book.number("pairs over the length cap", over)
 flags = mode_reaches_template(pairs, tok)
 _ = book.check(Check("Each pair's mode reaches TRL through enable_thinking: its rendered prompt carries its mode's "
-                     "flag",
-                 "blog, Off-policy model alignment (pairs in both modes)"),
-           ", ".join(f"{m}: {v:.0%} of pairs" for m, v in flags.items()), all(v == 1.0 for v in flags.values()))
+                     "flag", "blog, Off-policy model alignment (pairs in both modes)"),
+               ", ".join(f"{m}: {v:.0%} of pairs" for m, v in flags.items()), all(v == 1.0 for v in flags.values()))
 
 # %% [markdown]
 # ## APO and DPO, same pairs, budget and seeds
 
 # %%
-t0 = time.perf_counter()
-arms = train_arms(book.name, "chapter:11_sft", s.name, output_dir, seeds, [apo, DPO])
-book.number("preference training seconds, all runs", round(time.perf_counter() - t0, 1), "s")
+with book.timed("preference training seconds, all runs"):
+    arms = train_arms(book.name, "chapter:11_sft", s.name, output_dir, book.seeds, [apo, DPO])
 main = arms[apo][0]  # the chapter's final checkpoint (registered last): the APO model of this seed
 for loss, runs in arms.items():
     for a in sorted(runs, key=lambda a: a is main):
         book.checkpoint(a.name, a.path, step=a.rows()[-1]["step"], final=a is main)
-    last = [a.rows()[-1] for a in runs]
-    book.number(f"final reward margin ({loss})", round(sum(r["rewards/margins"] for r in last) / len(last), 4))
-    book.number(f"final preference accuracy ({loss})", round(sum(r["rewards/accuracies"] for r in last) / len(last), 3))
+    last = final_log_means(runs)
+    book.number(f"final reward margin ({loss})", round(last["rewards/margins"], 4))
+    book.number(f"final preference accuracy ({loss})", round(last["rewards/accuracies"], 3))
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-plot_curves(arms, axes)
-fig.suptitle("Preference training, from TRL's logs (mean over seeds, range shaded)")
-fig.tight_layout()
+fig = curves_figure(arms)
 book.savefig(fig, "reward_curves", caption="Reward margin (chosen minus rejected implicit reward) and preference "
              "accuracy over training, APO against DPO, same pairs, budget and seeds.")
 plt.show()
@@ -123,29 +111,16 @@ plt.show()
 # chat template; the score is the share answered correctly, the mean over kinds.
 
 # %%
-t0 = time.perf_counter()
-chat = build_chat_data(s.name, seed=data.seed)
-heldout = chat.heldout_set(("math", "code", "facts"), per_kind=s.evaluation.task_items)
-scores = task_scores({"11 (SFT)": source, **{f"{loss} seed {a.seed}": a.path for loss, runs in arms.items()
-                                             for a in runs}}, heldout,
-                     max_new_tokens=s.evaluation.task_tokens)
-book.number("task evaluation seconds", round(time.perf_counter() - t0, 1), "s")
+with book.timed("task evaluation seconds"):
+    chat = build_chat_data(s.name, seed=data.seed)
+    heldout = chat.heldout_set(("math", "code", "facts"), per_kind=s.evaluation.task_items)
+    scores = task_scores(arm_checkpoints(arms, {"11 (SFT)": source}), heldout,
+                         max_new_tokens=s.evaluation.task_tokens)
 table = pd.DataFrame(scores).T.round(3)
 display(table)
 modes = list(table.columns)
 
-fig, ax = plt.subplots(figsize=(8, 3.6))
-labels = ["11 (SFT)", LOSS_NAMES[apo], LOSS_NAMES[DPO]]
-means = {"11 (SFT)": scores["11 (SFT)"]}
-for loss, runs in arms.items():
-    means[LOSS_NAMES[loss]] = {m: sum(scores[f"{loss} seed {a.seed}"][m] for a in runs) / len(runs) for m in modes}
-width = 0.8 / len(labels)
-for i, label in enumerate(labels):
-    ax.bar([j + i * width for j in range(len(modes))], [means[label][m] for m in modes], width, label=label)
-ax.set_xticks([j + width for j in range(len(modes))], modes)
-ax.set_ylabel("task score (share correct)")
-ax.legend()
-ax.set_title("Held-out task scores per mode, before (11) and after alignment (mean over seeds)")
+fig = plot_task_scores(scores, arms, modes, start="11 (SFT)")
 book.savefig(fig, "task_scores", caption="Held-out task scores (math, code, facts) per mode for the SFT model and "
              "after APO and DPO.")
 plt.show()
@@ -154,21 +129,15 @@ plt.show()
 # ## The long-context report before and after
 
 # %%
-t0 = time.perf_counter()
-L = s.seq_len
-# The verdict reads cloze at the base length: the distance where 08's model is above chance (chapter 08's report),
-# on enough held-out people that the seeds can differ; at 4x (the SFT and preference rows' length) it is at chance
-# before alignment already, and is drawn beside it.
-near = [nearest_cloze_length(data, s.name)]
-lc_lengths = sorted({near[0], 4 * L})
-n_probe = s.evaluation.lc_probe_items
-lc = reports({"11 (SFT)": source, **{f"{LOSS_NAMES[apo]} seed {a.seed}": a.path for a in arms[apo]}}, data, s.name,
-             lc_lengths, n=n_probe, seed=seed, loss_windows=2)
-book.number("long-context report seconds", round(time.perf_counter() - t0, 1), "s")
-fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
-plot_report({"11 (SFT)": [lc["11 (SFT)"]], LOSS_NAMES[apo]: [v for k, v in lc.items() if k != "11 (SFT)"]}, axes)
-fig.suptitle("Long-context probes before (SFT) and after APO (mean over seeds)")
-fig.tight_layout()
+with book.timed("long-context report seconds"):
+    # The verdict reads cloze at the base length: the distance where 08's model is above chance (chapter 08's
+    # report), on enough held-out people that the seeds can differ; at 4x (the SFT and preference rows' length) it
+    # is at chance before alignment already, and is drawn beside it.
+    near = [nearest_cloze_length(data, s.name)]
+    aligned = {f"{LOSS_NAMES[apo]} seed {a.seed}": a.path for a in arms[apo]}
+    lc = reports({"11 (SFT)": source, **aligned}, data, s.name, sorted({near[0], 4 * s.seq_len}),
+                 n=s.evaluation.lc_probe_items, seed=seed, loss_windows=2)
+fig = long_context_figure(lc, before="11 (SFT)", after=LOSS_NAMES[apo])
 book.savefig(fig, "long_context", caption="Cloze at a distance, the far fact's worth in loss and loss by position, "
              "before and after alignment.")
 plt.show()
@@ -191,17 +160,17 @@ CLAIMS = {
                 "blog, Off-policy model alignment (RULER drop)", "cloze accuracy at the base length", "better",
                 margin=0.02, higher_is_better=True, chance=0.25, accuracy=True),
 }
+
+# %%
+sft = scores["11 (SFT)"]
 for mode in modes:
-    c = CLAIMS["tasks"]
-    book.judge(replace(c, claim=c.claim.format(mode=mode), metric=c.metric.format(mode=mode)), scores["11 (SFT)"][mode],
-               [scores[f"{apo} seed {k}"][mode] for k in seeds], baseline_name="11 (SFT)", recipe_name=LOSS_NAMES[apo],
-               items=items_in(heldout, mode))
-both = lambda loss, k: sum(scores[f"{loss} seed {k}"].values()) / len(modes)  # noqa: E731
-book.judge(CLAIMS["apo"], [both(DPO, k) for k in seeds], [both(apo, k) for k in seeds],
-           baseline_name=LOSS_NAMES[DPO], recipe_name=LOSS_NAMES[apo], items=len(heldout))
-book.judge(CLAIMS["lc"], [cloze_at(lc[f"{LOSS_NAMES[apo]} seed {k}"], near) for k in seeds],
-           cloze_at(lc["11 (SFT)"], near), baseline_name="after APO", recipe_name="11 (SFT)",
-           items=cloze_items(lc["11 (SFT)"], near))
+    book.judge(claim_in_mode(CLAIMS["tasks"], mode), sft[mode], [scores[a.label][mode] for a in arms[apo]],
+               baseline_name="11 (SFT)", recipe_name=LOSS_NAMES[apo], items=items_in(heldout, mode))
+book.judge(CLAIMS["apo"], [both_modes(scores[a.label]) for a in arms[DPO]],
+           [both_modes(scores[a.label]) for a in arms[apo]], baseline_name=LOSS_NAMES[DPO],
+           recipe_name=LOSS_NAMES[apo], items=len(heldout))
+book.judge(CLAIMS["lc"], [cloze_at(lc[k], near) for k in aligned], cloze_at(lc["11 (SFT)"], near),
+           baseline_name="after APO", recipe_name="11 (SFT)", items=cloze_items(lc["11 (SFT)"], near))
 for label, by_mode in scores.items():
     for mode, v in by_mode.items():
         book.number(f"task score {mode} ({label})", round(v, 3))

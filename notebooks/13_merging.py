@@ -33,56 +33,50 @@ output_dir = "runs/tiny"
 apo_loss = None  # the loss of chapter 12's APO runs to merge (None: the recipe's default, as in chapter 12)
 
 # %%
-import time
-
 import matplotlib.pyplot as plt
-import pandas as pd
 from IPython.display import display
 
 from smolbook import Chapter
-from smolbook.alignment import task_scores_by_slice
+from smolbook.alignment import both_modes_by_slice, task_scores_by_slice
 from smolbook.claims import Claim
-from smolbook.data import prepare
-from smolbook.data.chat import build_chat_data
+from smolbook.data import build_chat_data, prepare
 from smolbook.extension import cloze_at, cloze_items, nearest_cloze_length, reports
-from smolbook.merging import linear_merge, read_merge_config, soup, soup_members, sweep
+from smolbook.merging import (CONFIG_FILE, linear_merge, mean, plot_sweep, read_merge_config, soup, soup_members,
+                              sweep, sweep_choice, sweep_table)
 from smolbook.recipe import load_post_training
 
+# %%
 book = Chapter("13_merging", scale, seed, output_dir)
 s = book.scale
 pt = load_post_training()
 data = prepare(s, output_dir, seed=seed)
-seeds = [seed + k for k in range(len(s.seeds))]
 apo_loss = apo_loss or pt.value("apo", "default_loss_type")
 w_soup, w_mid = pt.value("merge", "soup_weight"), pt.value("merge", "mid_training_weight")
-apo = {k: book.start_from("12_apo", f"{apo_loss}-seed{k}") for k in seeds}
+weights = [0.0, w_mid, 0.2, 0.3, 0.5, 1.0]  # the sweep of the mid-training weight, the recipe's among them
+apo = {k: book.start_from("12_apo", f"{apo_loss}-seed{k}") for k in book.seeds}
 mid = book.start_from("09_midtraining")
 base_long = book.start_from("08_long_context", "lc-64k")  # the extended base model: the level to win back
-print(f"soup of {len(seeds)} APO seed(s) ({apo_loss}); recipe merge {w_soup} soup + {w_mid} mid-training (09)")
+print(f"soup of {len(book.seeds)} APO seed(s) ({apo_loss}); recipe merge {w_soup} soup + {w_mid} mid-training (09)")
 
 # %% [markdown]
 # ## The soup and the recipe's merge
 
 # %%
-t0 = time.perf_counter()
-members = soup_members(list(apo.values()))
-soup_path = book.checkpoint("soup", soup(members, book.dir / "soup"))
-recipe_path = linear_merge({soup_path: w_soup, mid: w_mid}, book.dir / f"soup{w_soup:g}-mid{w_mid:g}")
-weights = [0.0, w_mid, 0.2, 0.3, 0.5, 1.0]
-points = {**sweep(soup_path, mid, [w for w in weights if w != w_mid], book.dir / "sweep"), w_mid: recipe_path}
-points = {w: points[w] for w in weights}
-# The same 0.9 / 0.1 merge per APO seed: the soup is one model, these three are the training-seed replicates of the
-# merge's effect on long context and on the APO gains.
-per_seed = {k: book.checkpoint(f"{apo_loss}-seed{k}-mid{w_mid:g}",
-                               linear_merge({p: w_soup, mid: w_mid}, book.dir / f"seed{k}-mid{w_mid:g}"))
-            for k, p in apo.items()}
-for w, path in points.items():
-    if 0 < w < 1 and w != w_mid:
-        book.checkpoint(f"sweep-mid{w:g}", path)
-book.number("soup members", len(members))
-book.number("merge seconds, all merges", round(time.perf_counter() - t0, 1), "s")
-print(f"the recipe's merge: {recipe_path.name}; its mergekit YAML:")
-print((recipe_path / "mergekit_config.yml").read_text())
+with book.timed("merge seconds, all merges"):
+    members = soup_members(list(apo.values()))
+    soup_path = book.checkpoint("soup", soup(members, book.dir / "soup"))
+    recipe_path = linear_merge({soup_path: w_soup, mid: w_mid}, book.dir / f"soup{w_soup:g}-mid{w_mid:g}")
+    points = sweep(soup_path, mid, weights, book.dir / "sweep", reuse={w_mid: recipe_path})
+    # The same 0.9 / 0.1 merge per APO seed: the soup is one model, these three are the training-seed replicates
+    # of the merge's effect on long context and on the APO gains.
+    per_seed = {k: book.checkpoint(f"{apo_loss}-seed{k}-mid{w_mid:g}",
+                                   linear_merge({p: w_soup, mid: w_mid}, book.dir / f"seed{k}-mid{w_mid:g}"))
+                for k, p in apo.items()}
+    for w in weights:
+        if 0 < w < 1 and w != w_mid:  # the sweep's own merges; its ends are the soup and 09's model themselves
+            book.checkpoint(f"sweep-mid{w:g}", points[w])
+    book.number("soup members", len(members))
+print(f"the recipe's merge: {recipe_path.name}; its mergekit YAML:\n{(recipe_path / CONFIG_FILE).read_text()}")
 
 # %% [markdown]
 # ## Task scores and long context along the sweep
@@ -92,42 +86,29 @@ print((recipe_path / "mergekit_config.yml").read_text())
 # length, where 08's model is above chance (4 choices, chance 0.25; at 4x it is at chance), on 64 held-out people.
 
 # %%
-t0 = time.perf_counter()
-chat = build_chat_data(s.name, seed=data.seed)
-heldout = chat.heldout_set(("math", "code", "facts"), per_kind=s.evaluation.task_items)
-sweep_labels = {w: f"w={w:g}" for w in weights}
-models = {**{f"APO seed {k}": p for k, p in apo.items()}, **{sweep_labels[w]: p for w, p in points.items()},
-          **{f"APO seed {k} + mid": p for k, p in per_seed.items()}}
-tasks = task_scores_by_slice(models, heldout, max_new_tokens=s.evaluation.task_tokens)
-mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-both = {label: [mean(x) for x in zip(*by_mode.values())] for label, by_mode in tasks.items()}  # per slice
-task = {label: mean(v) for label, v in both.items()}
-book.number("task evaluation seconds", round(time.perf_counter() - t0, 1), "s")
-
-t0 = time.perf_counter()
-L = s.seq_len
-near = [nearest_cloze_length(data, s.name)]  # the base length: 08's model is above chance there, at 4x it is not
-lc_models = {"08 (extended base)": base_long, **{sweep_labels[w]: p for w, p in points.items()},
-             **{f"APO seed {k} + mid": p for k, p in per_seed.items()}}
-lc = reports(lc_models, data, s.name, near, n=s.evaluation.lc_probe_items, seed=seed, control=False, loss_windows=1)
-cloze = {label: cloze_at(r, near) for label, r in lc.items()}
-cloze_n = cloze_items(lc["08 (extended base)"], near)
-book.number("long-context report seconds", round(time.perf_counter() - t0, 1), "s")
-display(pd.DataFrame([{"model": m, "task score": round(task[m], 3) if m in task else None,
-                       "cloze @1x": round(cloze[m], 3) if m in cloze else None}
-                      for m in dict.fromkeys([*models, *lc_models])]))
+with book.timed("task evaluation seconds"):
+    chat = build_chat_data(s.name, seed=data.seed)
+    heldout = chat.heldout_set(("math", "code", "facts"), per_kind=s.evaluation.task_items)
+    sweep_labels = {w: f"w={w:g}" for w in weights}
+    swept = {sweep_labels[w]: p for w, p in points.items()}
+    merged = {f"APO seed {k} + mid": p for k, p in per_seed.items()}
+    models = {**{f"APO seed {k}": p for k, p in apo.items()}, **swept, **merged}
+    tasks = task_scores_by_slice(models, heldout, max_new_tokens=s.evaluation.task_tokens)
+    both = both_modes_by_slice(tasks)  # label -> score per slice, both modes
+    task = {label: mean(v) for label, v in both.items()}
 
 # %%
-fig, ax = plt.subplots(figsize=(8, 3.8))
-ax.plot(weights, [task[sweep_labels[w]] for w in weights], marker="o", label="task score (both modes)")
-ax.plot(weights, [cloze[sweep_labels[w]] for w in weights], marker="s", label="cloze at the base length (long context)")
-ax.axhline(cloze["08 (extended base)"], color="grey", ls="--", lw=0.8, label="08's long-context level")
-ax.axhline(0.25, color="grey", ls=":", lw=0.8, label="cloze chance")
-ax.axvline(w_mid, color="black", lw=0.6, alpha=0.5)
-ax.set_xlabel("weight of the mid-training checkpoint (0 = the APO soup, 1 = mid-training alone)")
-ax.set_ylabel("score")
-ax.legend(fontsize=8)
-ax.set_title("Linear merges of the APO soup with the mid-training checkpoint")
+with book.timed("long-context report seconds"):
+    near = [nearest_cloze_length(data, s.name)]  # the base length: 08's model is above chance there, at 4x it is not
+    lc_models = {"08 (extended base)": base_long, **swept, **merged}
+    lc = reports(lc_models, data, s.name, near, n=s.evaluation.lc_probe_items, seed=seed, control=False,
+                 loss_windows=1)
+    cloze = {label: cloze_at(r, near) for label, r in lc.items()}
+    cloze_n = cloze_items(lc["08 (extended base)"], near)
+display(sweep_table(task, cloze, [*models, *lc_models]))
+
+# %%
+fig = plot_sweep(sweep_labels, task, cloze, long_context_level=cloze["08 (extended base)"], recipe_weight=w_mid)
 book.savefig(fig, "merge_sweep", headline=True, caption="Task score and long-context cloze along the merge weight; "
              "the vertical line is the recipe's 0.1.")
 plt.show()
@@ -141,8 +122,6 @@ plt.show()
 # 08's extended model (long context) and against the APO model itself (tasks).
 
 # %%
-best_member = max((f"APO seed {k}" for k in seeds), key=lambda m: task[m])
-recipe = sweep_labels[w_mid]
 CLAIMS = {
     "soup": Claim("The soup is no worse than its best member on tasks", "blog, Model merging",
                   "held-out task score, both modes (3 held-out slices)", "no_worse", margin=0.03,
@@ -157,20 +136,25 @@ CLAIMS = {
                     "long context", "blog, Model merging", "task score + cloze at the base length (3 held-out slices)",
                     "no_worse", margin=0.05, higher_is_better=True, chance=0.25),  # chance: 0 + 0.25
 }
+
+# %%
+best_member = max((f"APO seed {k}" for k in book.seeds), key=lambda m: task[m])
 book.judge(CLAIMS["soup"], both[best_member], both["w=0"], baseline_name=f"best member ({best_member})",
            recipe_name="soup", items=len(heldout) // 3)
-book.judge(CLAIMS["long"], cloze["08 (extended base)"], [cloze[f"APO seed {k} + mid"] for k in seeds],
+book.judge(CLAIMS["long"], cloze["08 (extended base)"], [cloze[f"APO seed {k} + mid"] for k in book.seeds],
            baseline_name="08 lc-64k", recipe_name=f"APO + {w_mid:g} mid", items=cloze_n)
-book.judge(CLAIMS["keeps"], [task[f"APO seed {k}"] for k in seeds], [task[f"APO seed {k} + mid"] for k in seeds],
-           baseline_name="APO", recipe_name=f"APO + {w_mid:g} mid", items=len(heldout))
-combined = {w: [t + cloze[sweep_labels[w]] for t in both[sweep_labels[w]]] for w in weights}
-best_w = max(weights, key=lambda w: mean(combined[w]))
-rival = max((w for w in weights if w != w_mid), key=lambda w: mean(combined[w]))  # the best weight but the recipe's
-print(f"best weight of the sweep on tasks + long context: {best_w:g} ({mean(combined[best_w]):.3f}; "
-      f"{w_mid:g}: {mean(combined[w_mid]):.3f})")
-book.number("best sweep weight (tasks + long context)", best_w)
-book.judge(CLAIMS["weight"], combined[rival], combined[w_mid], baseline_name=f"best other weight, w={rival:g}",
-           recipe_name=recipe, items=len(heldout) // 3, note=f"plus the same {cloze_n} cloze prompts in every slice")
+_ = book.judge(CLAIMS["keeps"], [task[f"APO seed {k}"] for k in book.seeds],
+               [task[f"APO seed {k} + mid"] for k in book.seeds], baseline_name="APO",
+               recipe_name=f"APO + {w_mid:g} mid", items=len(heldout))
+
+# %%
+choice = sweep_choice(both, cloze, sweep_labels, recipe_weight=w_mid)
+print(f"best weight of the sweep on tasks + long context: {choice.best:g} ({choice.mean(choice.best):.3f}; "
+      f"{w_mid:g}: {choice.mean(w_mid):.3f})")
+book.number("best sweep weight (tasks + long context)", choice.best)
+book.judge(CLAIMS["weight"], choice.combined[choice.rival], choice.combined[w_mid],
+           baseline_name=f"best other weight, w={choice.rival:g}", recipe_name=sweep_labels[w_mid],
+           items=len(heldout) // 3, note=f"plus the same {cloze_n} cloze prompts in every slice")
 for w in weights:
     book.number(f"task score (w={w:g})", round(task[sweep_labels[w]], 3))
     book.number(f"cloze @1x (w={w:g})", round(cloze[sweep_labels[w]], 3))

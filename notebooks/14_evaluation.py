@@ -36,17 +36,17 @@ seed = 0
 output_dir = "runs/tiny"
 
 # %%
-import time
-
 import matplotlib.pyplot as plt
 import pandas as pd
 
 from smolbook import Chapter
 from smolbook.claims import Check, Claim
-from smolbook.evaluate.lighteval_book import (LONG_CONTEXT, card_beside, eval_sizes, evaluate_registered, paired,
-                                              plot_scores, plot_win_rate, score_columns, stage_values, win_rates)
+from smolbook.evaluate.lighteval_book import (LONG_CONTEXT, card_beside, describe_sizes, eval_sizes,
+                                              evaluate_registered, paired, plot_scores, plot_win_rate, score_columns,
+                                              score_table, stage_values, win_rates)
 from smolbook.evaluate.lighteval_full import full_commands, released_tasks
 
+# %%
 book = Chapter("14_evaluation", scale, seed, output_dir)
 s = book.scale
 sizes = eval_sizes(s)
@@ -56,12 +56,11 @@ STAGES = {"base": "08_long_context", "mid-training": "09_midtraining", "SFT": "1
           "merge": "13_merging"}
 # The recipe's line of checkpoints; the chapters' ablation arms (07's constant learning rate, 08's NoPE and
 # upsampling twins, 11's control arms) were judged in their own chapters; 11 keeps its recipe arm's seeds.
-ONLY = {"07_pretraining": ("stable", "stable-2", "decay", "pretrain"), "08_long_context": ("lc-32k", "lc-64k"), "11_sft": ("recipe", "sft")}
+ONLY = {"07_pretraining": ("stable", "stable-2", "decay", "pretrain"), "08_long_context": ("lc-32k", "lc-64k"),
+        "11_sft": ("recipe", "sft")}
 for chapter in book.needs:
     book.start_from(chapter)   # a clear error names the chapter to run first when one is missing
-print(f"{s.name}: {sizes.base_items} items per base task, {sizes.chat_per_kind} chat rows per kind (both modes), "
-      f"{sizes.chat_max_new_tokens} new tokens per chat answer, long-context cloze at {list(sizes.lc_lengths)} tokens"
-      + ("; each chapter's final checkpoint only" if sizes.only_final else ""))
+print(describe_sizes(s.name, sizes))
 
 # %% [markdown]
 # ## Claims, fixed before the runs
@@ -90,18 +89,16 @@ SUITE = Check("lighteval's pipeline scores the book's tasks offline on every reg
 # `lighteval/<checkpoint>/all/` of the run folder, beside the items it read.
 
 # %%
-t0 = time.perf_counter()
-rows = evaluate_registered(output_dir, s, seed=seed, sizes=sizes, chapters=book.needs, only=ONLY)
-seconds = time.perf_counter() - t0
+with book.timed("evaluation wall time") as wall:
+    rows = evaluate_registered(output_dir, s, seed=seed, sizes=sizes, chapters=book.needs, only=ONLY)
+    wall.note = f"{len(rows)} checkpoints, scale {s.name}"
 tasks = score_columns(rows)
-table = pd.DataFrame([{"checkpoint": r["label"], **{t.replace("book_", ""): r.get(t) for t in tasks}} for r in rows])
-print(f"{len(rows)} checkpoints in {seconds:.0f} s")
-table.set_index("checkpoint").round(3)
+print(f"{len(rows)} checkpoints in {wall.seconds:.0f} s")
+pd.DataFrame(score_table(rows, tasks)).set_index("checkpoint").round(3)
 
 # %%
 _ = book.check(SUITE, f"{len(rows)} checkpoints x {len(tasks) - 1} lighteval tasks, every score in [0, 1]",
            bool(rows) and all(r.get(t) is None or 0 <= r[t] <= 1 for r in rows for t in tasks))
-book.number("evaluation wall time", round(seconds, 1), "s", note=f"{len(rows)} checkpoints, scale {s.name}")
 fig = plot_scores(rows, tasks)
 book.savefig(fig, "scores", caption="Every registered checkpoint (rows) on every task (columns): lighteval's scores "
                                     "of the book's tasks, and the long-context cloze.")

@@ -37,18 +37,19 @@ import time
 
 import pandas as pd
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM
 
 from smolbook import Chapter
-from smolbook.agent import agent_on_rows, generate_in_process, generate_served, world_tools
+from smolbook.agent import agent_on_rows, generate_in_process, generate_served, try_modes, world_tools
 from smolbook.chat import parse_completion
 from smolbook.claims import Check
-from smolbook.data.chat import build_chat_data
-from smolbook.data.corpus import generate_corpus
-from smolbook.data.tokenizer import load_tokenizer
-from smolbook.recipe.post_training import load_post_training
-from smolbook.serve import process_gone, released_serving_commands, serve
+from smolbook.data import build_chat_data, generate_corpus, load_tokenizer
+from smolbook.extension import save_yarn
+from smolbook.model import kv_cache_bytes_per_token, smollm3_config
+from smolbook.recipe import load_post_training
+from smolbook.serve import compare_answers, process_gone, released_serving_commands, serve
 
+# %%
 book = Chapter("15_inference", scale, seed, output_dir)
 s = book.scale
 post = load_post_training()
@@ -76,13 +77,7 @@ CASES = {"enable_thinking=True": ([], {"enable_thinking": True}),
          "custom system + /think": ([{"role": "system", "content": "You answer with one sentence. /think"}], {})}
 torch.manual_seed(seed)
 sampled = generate_in_process(model, tok, max_new_tokens=new_tokens, sampling={"temperature": temperature, "top_p": top_p})
-modes = []
-for name, (system, kwargs) in CASES.items():
-    prompt = tok.apply_chat_template(system + question, tokenize=False, add_generation_prompt=True, **kwargs)
-    c = parse_completion(sampled(system + question, kwargs))
-    modes.append({"case": name, "prompt says": "/think" if "Reasoning Mode: /think" in prompt else "/no_think",
-                  "empty think block in prompt": prompt.rstrip().endswith("<think>\n\n</think>"),
-                  "reasoning": (c.reasoning or "")[:60], "answer": c.answer[:60]})
+modes = try_modes(sampled, tok, question, CASES)
 print("question:", question[0]["content"])
 pd.DataFrame(modes)
 
@@ -136,11 +131,6 @@ _ = book.check(AGENT, f"{int(agent['calls'].sum())} calls: {int(agent['parsed'].
 # saved, and reloaded by plain transformers; beside it, what one token of context costs the 3B in KV cache at 128k.
 
 # %%
-from transformers import AutoConfig  # noqa: E402
-
-from smolbook.extension import save_yarn  # noqa: E402
-from smolbook.model import kv_cache_bytes_per_token, smollm3_config  # noqa: E402
-
 factor = post.value("inference", "yarn_factor")
 trained = AutoConfig.from_pretrained(ckpt).max_position_embeddings
 yarn_dir = save_yarn(ckpt, book.dir / "yarn", factor, trained)
@@ -152,6 +142,8 @@ ctx = post.value("inference", "max_position_embeddings")
 print(f"SmolLM3-3B KV cache (bf16): {per_token:,d} bytes per token; at {ctx:,d} tokens "
       f"{per_token * ctx / 2 ** 30:.1f} GiB per sequence")
 book.number("3B KV cache at 128k", round(per_token * ctx / 2 ** 30, 2), "GiB", note="bf16, GQA 4 KV heads, one sequence")
+
+# %%
 YARN = Check("YaRN x2 written and reloaded: rope_type yarn, factor 2, context twice the trained length",
              "model card, Long context processing")
 _ = book.check(YARN, f"{cfg.rope_parameters.get('rope_type')} x{cfg.rope_parameters.get('factor')}, "
@@ -168,23 +160,20 @@ _ = book.check(YARN, f"{cfg.rope_parameters.get('rope_type')} x{cfg.rope_paramet
 # in-process greedy ones token for token.
 
 # %%
-ask = question
-t0 = time.perf_counter()
 with serve(ckpt, log=book.dir / "server.log", timeout=180) as server:
     pid = server.process.pid
-    served = {mode: server.chat(ask, mode=mode, max_tokens=new_tokens) for mode in ("think", "no_think")}
-    served_tools = {style: server.chat(ask, mode="no_think", max_tokens=new_tokens,
+    served = {mode: server.chat(question, mode=mode, max_tokens=new_tokens) for mode in ("think", "no_think")}
+    served_tools = {style: server.chat(question, mode="no_think", max_tokens=new_tokens,
                                        **{f"{style}_tools": tools.descriptions()}) for style in ("xml", "python")}
     served_agent = pd.DataFrame(agent_on_rows(generate_served(server, max_tokens=new_tokens), rows[:2], tools,
                                               max_turns=2))
     requests = pd.DataFrame(server.requests)
     started = server.started_s
 print(f"server up in {started:.1f} s; {len(requests)} requests; stopped, process gone: {process_gone(pid)}")
-local = {mode: greedy(ask, {"enable_thinking": mode == "think"}) for mode in ("think", "no_think")}
-same = {mode: parse_completion(served[mode]).answer.strip() == parse_completion(local[mode]).answer.strip()
-        for mode in served}
-pd.DataFrame([{"mode": m, "served answer": parse_completion(served[m]).answer[:60],
-               "in-process answer": parse_completion(local[m]).answer[:60], "same": same[m]} for m in served])
+local = {mode: greedy(question, {"enable_thinking": mode == "think"}) for mode in ("think", "no_think")}
+compared = compare_answers(served, local)
+same = {r["mode"]: r["same"] for r in compared}
+pd.DataFrame(compared)
 
 # %%
 book.number("server start", round(started, 1), "s")

@@ -16,9 +16,10 @@ code) is unchanged; after a library edit it retrains like any other run.
 from __future__ import annotations
 
 import json
+import math
 import re
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,10 @@ class Ablation:
 
     def steps(self, arm: str) -> int:
         return self.arm_runs(arm)[0].steps
+
+    def mean(self, arm: str, metric: str | Callable[[Run], float], step: int | None = None) -> float:
+        """The mean over seeds of :meth:`values`: the single figure a verdict's note quotes for an arm."""
+        return spread_summary(self.values(arm, metric, step))["mean"]
 
     def judge(self, book: Any, claim: Any, baseline: str, recipe: str, metric: str | Callable[[Run], float], *,
               step: int | None = None, **kw: Any) -> Any:
@@ -387,6 +392,53 @@ def plot_final(ab: Ablation, metric: str | Callable[[Run], float], ax: Any = Non
     pad = (hi - lo) * 0.5 or abs(hi) * 0.01 or 0.01
     ax.set_ylim(lo - pad, hi + pad)
     return ax
+
+
+def plot_kv_cache(kv: Mapping[str, int], scale_name: str, released: Mapping[str, int],
+                  contexts: Sequence[int] = (4096, 32768, 65536, 131072), title: str = "SmolLM3-3B") -> Any:
+    """Two panels: the KV-cache bytes per token of each arm at this scale (bars), and the released shape's KV cache
+    per sequence in GiB against context length for each of ``released`` (bytes per token, bf16). The saving is
+    per token at this scale but only matters multiplied by a long context, so the figure shows both."""
+    import matplotlib.pyplot as plt  # lazy: importing the ablations needs no display
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    axes[0].bar(list(kv), list(kv.values()), color=[f"C{i}" for i in range(len(kv))])
+    axes[0].set_ylabel(f"bytes / token ({scale_name})")
+    for name, per_token in released.items():
+        axes[1].plot(list(contexts), [per_token * c / 2**30 for c in contexts], "o-", label=name)
+    axes[1].set(xscale="log", xlabel="context length (tokens)", ylabel="KV cache per sequence (GiB)", title=title)
+    axes[1].legend()
+    return fig
+
+
+def arm_numbers(ab: Ablation, metrics: Mapping[str, tuple[str | Callable[[Run], float], str]], *,
+                step: int | None = None, note: str = "{n} seed(s), spread {spread}",
+                skip_nan: bool = False) -> list[dict[str, Any]]:
+    """Each arm's mean of each metric as the arguments of ``book.number`` (``name``, ``value``, ``unit``,
+    ``note``): the report card shows each arm's level, not only the difference a verdict judges.
+
+    ``metrics`` maps a label to (metric for :meth:`Ablation.values`, unit); a number is named "<label>, <arm>",
+    its value the mean over seeds rounded to 4 places, its ``note`` formatted with ``n`` (seeds) and ``spread``
+    (max - min rounded to 4 places, None for one seed). ``skip_nan`` leaves out a mean that is not finite (a probe
+    the scale's context is too short for), rather than recording a NaN the report card would reject.
+    """
+    rows = []
+    for a in ab.arms:
+        for label, (metric, unit) in metrics.items():
+            s = spread_summary(ab.values(a.name, metric, step))
+            if skip_nan and not math.isfinite(s["mean"]):
+                continue
+            spread = None if s["spread"] is None else round(s["spread"], 4)
+            rows.append({"name": f"{label}, {a.name}", "value": round(s["mean"], 4), "unit": unit,
+                         "note": note.format(n=s["n"], spread=spread)})
+    return rows
+
+
+def grad_norm_peak(after_step: int) -> Callable[[Run], float]:
+    """A metric for :meth:`Ablation.values`: a run's largest gradient norm (before clipping) logged after
+    ``after_step``. Warm-up's early spikes are left out: they come with the start of any run, not with the
+    setting under test."""
+    return lambda run: max(g for s, g in zip(*run.series("grad_norm")) if s > after_step)
 
 
 def embedding_norm_drift(run: Run) -> float:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import inspect
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from smolbook.chat import CallError, ToolCall, parse_completion
 from smolbook.errors import SmolbookError
@@ -182,6 +182,21 @@ def generate_served(server: Any, max_tokens: int = 64, **request: Any) -> Genera
                            max_tokens=max_tokens, **request)
 
     return generate
+
+
+def try_modes(generate: Generate, tokenizer: Any, question: list[dict],
+              cases: Mapping[str, tuple[list[dict], dict]]) -> list[dict]:
+    """One question asked each way of ``cases`` (name -> system turns to prepend, chat-template keywords): what mode
+    the rendered prompt says, whether it carries the empty think block of ``/no_think``, and the start of the think
+    block and answer drawn. It shows where the template puts the mode, whichever way the user asks for it."""
+    out = []
+    for name, (system, kwargs) in cases.items():
+        prompt = tokenizer.apply_chat_template(system + question, tokenize=False, add_generation_prompt=True, **kwargs)
+        c = parse_completion(generate(system + question, kwargs))
+        out.append({"case": name, "prompt says": "/think" if "Reasoning Mode: /think" in prompt else "/no_think",
+                    "empty think block in prompt": prompt.rstrip().endswith("<think>\n\n</think>"),
+                    "reasoning": (c.reasoning or "")[:60], "answer": c.answer[:60]})
+    return out
 
 
 def agent_on_rows(generate: Generate, rows: Sequence[dict], registry: ToolRegistry, max_turns: int = 3) -> list[dict]:

@@ -40,9 +40,10 @@ def _figure_titles(fig: Any) -> str:
 
 
 class Timer:
-    """What :meth:`Chapter.timed` measured: ``seconds`` of wall time (0 until the block ends)."""
+    """What :meth:`Chapter.timed` measured: ``seconds`` of wall time (0 until the block ends) and the number's note."""
 
     seconds: float = 0.0
+    note: str = ""
 
 
 class Chapter:
@@ -71,16 +72,18 @@ class Chapter:
 
     # -- the report card -------------------------------------------------------------------
     @contextmanager
-    def timed(self, name: str) -> Iterator["Timer"]:
+    def timed(self, name: str, note: str = "") -> Iterator["Timer"]:
         """Time a block and record its wall time as the number ``name`` in seconds (the chapter's time budget, part
-        by part): ``with book.timed("SFT seconds, recipe arm") as t: ...``; ``t.seconds`` holds it afterwards."""
+        by part): ``with book.timed("SFT seconds, recipe arm") as t: ...``; ``t.seconds`` holds it afterwards. The
+        number's ``note`` may also be set inside the block (``t.note = ...``), once it is known what the block did."""
         timer = Timer()
+        timer.note = note
         start = time.perf_counter()
         try:
             yield timer
         finally:
             timer.seconds = time.perf_counter() - start
-        self.number(name, round(timer.seconds, 1), "s")
+        self.number(name, round(timer.seconds, 1), "s", timer.note)
 
     def number(self, name: str, value: float | int | str, unit: str = "", note: str = "") -> None:
         """Record a headline number of this chapter (shown in ``report.md``)."""

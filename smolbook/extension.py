@@ -6,8 +6,9 @@ with theta 5M and a fresh optimizer (``load_optimizer: false``). Both read their
 learning rates from the recipe and their tokens from the scale's budgets. One chain per seed (the data order);
 a chain's checkpoints are registered as ``<prefix>lc-32k`` and ``<prefix>lc-64k`` of the calling chapter.
 
-:func:`save_yarn` writes the YaRN x2 variant of a checkpoint (rope_type yarn over the final training length), and
-:func:`reports` runs the long-context report (:mod:`smolbook.evaluate.longcontext`) on several checkpoints.
+:func:`save_yarn` writes the YaRN x2 variant of a checkpoint (rope_type yarn over the final training length),
+:func:`reports` runs the long-context report (:mod:`smolbook.evaluate.longcontext`) on several checkpoints and
+:func:`verdict_probe` its cheaper form on one; :func:`report_rows` is the chapter's table of reports.
 """
 from __future__ import annotations
 
@@ -105,6 +106,15 @@ def reports(checkpoints: dict[str, Path], data: Any, scale: str, lengths: Sequen
     return out
 
 
+def verdict_probe(checkpoint: str | Path, data: Any, scale: str, lengths: Sequence[int], *, n: int, seed: int = 0,
+                  loss_length: int | None = None) -> dict[str, Any]:
+    """One checkpoint's report for a verdict that compares it with others on the same prompts: cloze without the
+    fact-absent control and two loss windows, half a full report's cost (a full report's control already says
+    where chance lies)."""
+    return reports({"x": checkpoint}, data, scale, lengths, n=n, seed=seed, control=False, loss_windows=2,
+                   loss_length=loss_length)["x"]
+
+
 def cloze_at(report: dict[str, Any], lengths: Sequence[int], key: str = "accuracy") -> float:
     """Mean of a cloze-at-a-distance column over the rows of ``lengths`` (rows the report could build)."""
     rows = [r for r in report["cloze"] if r["length"] in set(lengths)]
@@ -133,6 +143,29 @@ def loss_between(report: dict[str, Any], start: int, end: int) -> float:
     lbp = report["loss_by_position"]
     vals = [lo for p, lo in zip(lbp["position"], lbp["loss"]) if start <= p < end]
     return statistics.fmean(vals) if vals else float("nan")
+
+
+def report_rows(by_label: Mapping[str, dict[str, Any]], base_length: int, final_length: int) -> list[dict[str, Any]]:
+    """One table row per labelled report: cloze accuracy at each length it scored, and the loss below the base
+    length, between it and the final training length, and beyond that to twice it (only YaRN claims the last)."""
+    bands = {f"loss <{base_length}": (0, base_length),
+             f"loss {base_length}-{final_length}": (base_length, final_length),
+             f"loss {final_length}-{2 * final_length}": (final_length, 2 * final_length)}
+    return [{"checkpoint": label, **{f"cloze @{r['length']}": round(r["accuracy"], 3) for r in rep["cloze"]},
+             **{name: round(loss_between(rep, a, b), 3) for name, (a, b) in bands.items()}}
+            for label, rep in by_label.items()]
+
+
+def recipe_parallelism(scale: str) -> list[str]:
+    """How the recipe fit each extension stage's rows on its GPUs (tensor x context x pipeline x data parallel),
+    beside this scale's launcher: the book has no tensor or context parallelism, a difference to state."""
+    s, runs = get_scale(scale), load_recipe().runs
+    lines = []
+    for stage in STAGES:
+        r = runs[stage]
+        lines.append(f"recipe {stage}: {r.gpus} GPUs = tp {r.tp} x cp {r.context_parallel_size} x pp {r.pp} x dp "
+                     f"{r.dp}; {s.name}: {s.launcher} launcher, no tensor or context parallelism")
+    return lines
 
 
 def theta_table(scale: str) -> list[dict[str, Any]]:

@@ -21,9 +21,12 @@ import logging
 import shutil
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
+import pandas as pd
 import yaml
 
 from smolbook.errors import SmolbookError
@@ -156,15 +159,18 @@ def soup_members(finals: Sequence[str | Path], at_least: int = 2) -> list[Path]:
     return members
 
 
-def sweep(soup_path: str | Path, other: str | Path, weights: Sequence[float],
-          target_dir: str | Path) -> dict[float, Path]:
+def sweep(soup_path: str | Path, other: str | Path, weights: Sequence[float], target_dir: str | Path,
+          reuse: Mapping[float, str | Path] | None = None) -> dict[float, Path]:
     """Linear merges ``(1 - w) * soup + w * other`` for each ``w`` (into ``target_dir/w<w>``); ``w = 0`` and ``w = 1``
-    are the two inputs themselves (no merge needed). Returns ``w -> checkpoint folder``."""
+    are the two inputs themselves (no merge needed), and a weight in ``reuse`` is a merge made already (the recipe's
+    own, kept under its own name). Returns ``w -> checkpoint folder`` in the order of ``weights``."""
     out: dict[float, Path] = {}
     for w in weights:
         if not 0 <= w <= 1:
             raise SmolbookError(f"sweep weight {w} must lie in [0, 1]")
-        if w == 0:
+        if reuse and w in reuse:
+            out[w] = Path(reuse[w])
+        elif w == 0:
             out[w] = Path(soup_path)
         elif w == 1:
             out[w] = Path(other)
@@ -172,3 +178,60 @@ def sweep(soup_path: str | Path, other: str | Path, weights: Sequence[float],
             out[w] = linear_merge({soup_path: round(1 - w, 6), other: w}, Path(target_dir) / f"w{w:g}",
                                   tokenizer_from=soup_path)
     return out
+
+
+def mean(values: Sequence[float]) -> float:
+    """The plain mean the chapter's summaries use (``sum / len``, so recorded values do not move in the last bit)."""
+    return sum(values) / len(values)
+
+
+def sweep_table(task: Mapping[str, float], cloze: Mapping[str, float], labels: Sequence[str]) -> pd.DataFrame:
+    """One row per model (``labels``, each once, in order): its task score and cloze at the base length, rounded,
+    blank where the model was not measured on one of them (08's base has no chat; the APO models no cloze)."""
+    def cell(scores: Mapping[str, float], label: str) -> float | None:
+        return round(scores[label], 3) if label in scores else None
+
+    return pd.DataFrame([{"model": m, "task score": cell(task, m), "cloze @1x": cell(cloze, m)}
+                         for m in dict.fromkeys(labels)])
+
+
+def plot_sweep(labels: Mapping[float, str], task: Mapping[str, float], cloze: Mapping[str, float],
+               long_context_level: float, recipe_weight: float, chance: float = 0.25) -> plt.Figure:
+    """Task score and long-context cloze along the mid-training weight (``labels``: weight -> model label), with the
+    level to win back (08's extended base), cloze chance and the recipe's weight marked: what the weight trades."""
+    weights = list(labels)
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    ax.plot(weights, [task[labels[w]] for w in weights], marker="o", label="task score (both modes)")
+    ax.plot(weights, [cloze[labels[w]] for w in weights], marker="s",
+            label="cloze at the base length (long context)")
+    ax.axhline(long_context_level, color="grey", ls="--", lw=0.8, label="08's long-context level")
+    ax.axhline(chance, color="grey", ls=":", lw=0.8, label="cloze chance")
+    ax.axvline(recipe_weight, color="black", lw=0.6, alpha=0.5)
+    ax.set_xlabel("weight of the mid-training checkpoint (0 = the APO soup, 1 = mid-training alone)")
+    ax.set_ylabel("score")
+    ax.legend(fontsize=8)
+    ax.set_title("Linear merges of the APO soup with the mid-training checkpoint")
+    return fig
+
+
+@dataclass(frozen=True)
+class SweepChoice:
+    """Where the sweep peaks on task score + cloze, per held-out slice: the best weight, and the best weight other
+    than the recipe's (the rival the recipe's weight is judged against)."""
+
+    combined: dict[float, list[float]]   # weight -> per slice: task score (both modes) + cloze at the base length
+    best: float
+    rival: float
+
+    def mean(self, weight: float) -> float:
+        return mean(self.combined[weight])
+
+
+def sweep_choice(by_slice: Mapping[str, Sequence[float]], cloze: Mapping[str, float], labels: Mapping[float, str],
+                 recipe_weight: float) -> SweepChoice:
+    """Task score per slice plus the (one) cloze score of each sweep point, and the weights that maximise their mean;
+    ties go to the earlier weight of ``labels``."""
+    combined = {w: [t + cloze[label] for t in by_slice[label]] for w, label in labels.items()}
+    best = max(combined, key=lambda w: mean(combined[w]))
+    rival = max((w for w in combined if w != recipe_weight), key=lambda w: mean(combined[w]))
+    return SweepChoice(combined, best, rival)

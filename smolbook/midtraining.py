@@ -11,16 +11,32 @@ on it (trainer ``pretrain``, every token in the loss: the blog masks nothing in 
 Offline the conversations are the teacher's think-mode traces for the training prompts of ``kinds``
 (:class:`smolbook.teacher.SolverTeacher`, filtered for correctness); online, the released mid-training mixture
 (smoltalk2 Mid) streamed from the hub, through the same packing.
+
+Chapter 09 runs one such run per seed (:func:`seed_specs`) and reads each model in think mode on held-out problems
+(:func:`think_scores`: exact match, and the loss of the correct answer, :func:`answer_loss`).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
+from transformers import AutoConfig
 
+from smolbook.chat.template import attach_template
+from smolbook.data.chat import render_row, shared_chat_data, template_kwargs
+from smolbook.data.hub_chat import open_chat_dataset, released_source
+from smolbook.data.packing import pack_documents
+from smolbook.data.tokenizer import load_tokenizer
 from smolbook.errors import SmolbookError
+from smolbook.evaluate.chat import chat_scores
+from smolbook.recipe import load_post_training
+from smolbook.scales import Scale, get_scale
+from smolbook.teacher import SolverTeacher, filter_correct
+from smolbook.train.spec import DataSpec, ModelSpec, RunSpec
 
 REASONING_KINDS = ("math", "code", "facts", "multiturn")  # the offline kinds whose traces are reasoning
 
@@ -29,10 +45,6 @@ def teacher_conversations(scale: str, seed: int, kinds: Sequence[str] = REASONIN
                           corpus_seed: int | None = None) -> tuple[list[dict], dict]:
     """The teacher's think-mode traces for the training prompts of ``kinds`` (offline), kept when correct:
     (rows, the teacher's report)."""
-    from smolbook.teacher import SolverTeacher, filter_correct
-
-    from smolbook.data.chat import shared_chat_data
-
     chat = shared_chat_data(scale, seed if corpus_seed is None else corpus_seed)
     prompts = [dict(r) for r in chat.mixture(tuple(kinds), seed=seed)]
     teacher = SolverTeacher(seed=seed)
@@ -43,8 +55,6 @@ def teacher_conversations(scale: str, seed: int, kinds: Sequence[str] = REASONIN
 
 def tokenize_conversations(rows: Iterable[dict], tokenizer: Any, max_tokens: int) -> list[list[int]]:
     """Each conversation rendered in ChatML by the chat template in its mode and tokenized, until ``max_tokens``."""
-    from smolbook.data.chat import render_row
-
     out, total = [], 0
     for row in rows:
         ids = tokenizer(render_row(row, tokenizer), add_special_tokens=False, verbose=False)["input_ids"]
@@ -69,8 +79,6 @@ class ConversationStream:
 
     def __init__(self, conversations: Sequence[Sequence[int]], seq_len: int, batch_size: int, n_batches: int,
                  epochs: int, seed: int = 0, pad_id: int = 0):
-        from smolbook.data.packing import pack_documents
-
         self.seq_len, self.batch_size, self.n_batches, self.seed = int(seq_len), int(batch_size), int(n_batches), seed
         self.epochs = max(1, int(epochs))
         per_epoch = -(-self.n_batches * self.batch_size // self.epochs)
@@ -119,10 +127,11 @@ class ConversationStream:
 
 
 def reasoning_stream(spec: Any, data: Any, budget: dict) -> ConversationStream:
-    """The ``reasoning-traces`` data builder: ``options.kinds`` (offline) or the released mixture (online), one
-    epoch = the scale's mid-training tokens, repeated for the recipe's epochs (the budget's steps cover them all)."""
-    from smolbook.scales import get_scale
-
+    """The ``reasoning-traces`` data builder: think-mode conversations of ``options.kinds`` (offline) or the released
+    mixture (online) in ChatML, packed into full rows for trainer ``pretrain``, every token in the loss, position ids
+    restarting at every conversation (not TRL's ``packing_strategy="wrapped"``: it packs the same way but does not
+    reset positions, so packed conversations would attend to each other). One epoch = the scale's mid-training
+    tokens, repeated for the recipe's epochs (the budget's steps cover them all)."""
     s = get_scale(spec.scale)
     epochs = s.budget(spec.phase).epochs if spec.phase in s.budgets else 1
     n_batches = budget["steps"]
@@ -131,8 +140,6 @@ def reasoning_stream(spec: Any, data: Any, budget: dict) -> ConversationStream:
         rows, _ = teacher_conversations(spec.scale, spec.seed, spec.data.options.get("kinds", REASONING_KINDS),
                                         corpus_seed=data.seed)
     else:
-        from smolbook.data.hub_chat import open_chat_dataset, released_source
-
         rows = open_chat_dataset(released_source("mid_training"), streaming=True, seed=spec.seed)
     tok = data.tokenizer
     convs = tokenize_conversations(rows, tok, per_epoch_tokens)
@@ -146,8 +153,6 @@ def mid_spec(chapter: str, name: str, source: str, scale: str, output_dir: Any, 
     """The run spec of one mid-training run: ``source`` (a checkpoint reference) continued on the reasoning traces,
     trainer ``pretrain`` with the scale's mid-training budget; the context length of the source is kept.
     ``checkpoint_every`` keeps a checkpoint every so many steps (a learning curve evaluates them)."""
-    from smolbook.train.spec import DataSpec, ModelSpec, RunSpec
-
     options = {} if kinds is None else {"kinds": list(kinds)}
     return RunSpec(chapter=chapter, name=name, scale=scale, output_dir=str(output_dir), phase="mid_training",
                    seed=seed, model=ModelSpec(checkpoint=source, max_position_embeddings=max_position_embeddings),
@@ -162,9 +167,6 @@ def answer_loss(checkpoint: Any, rows: Any, mode: str = "think", max_rows: int |
     import torch
     from transformers import AutoModelForCausalLM
 
-    from smolbook.chat.template import attach_template
-    from smolbook.data.tokenizer import load_tokenizer
-
     tok = load_tokenizer(checkpoint)
     if not getattr(tok, "chat_template", None):
         attach_template(tok)
@@ -173,8 +175,6 @@ def answer_loss(checkpoint: Any, rows: Any, mode: str = "think", max_rows: int |
     chosen = [r for r in rows if r["mode"] == mode][:max_rows]
     if not chosen:
         raise SmolbookError(f"no held-out rows in mode {mode!r} to score")
-    from smolbook.data.chat import template_kwargs
-
     total, count = 0.0, 0
     for r in chosen:
         enc = tok.apply_chat_template(r["messages"], tokenize=True, return_dict=True,
@@ -187,3 +187,45 @@ def answer_loss(checkpoint: Any, rows: Any, mode: str = "think", max_rows: int |
         total += float(nll[mask].sum())
         count += int(mask.sum())
     return total / max(count, 1)
+
+
+def recipe_line(scale: Scale) -> str:
+    """The recipe's mid-training beside the scale's, on one line: what the chapter shrinks, and by how much."""
+    pt, b = load_post_training(), scale.budget("mid_training")
+    return (f"recipe: {pt.value('mid_training', 'tokens_per_epoch'):,} tokens x {pt.value('mid_training', 'epochs')} "
+            f"epochs, {pt.value('mid_training', 'format')}, {pt.value('mid_training', 'packing')} packing; "
+            f"{scale.name}: {b.tokens:,} tokens x {b.epochs} epochs in rows of {b.seq_len}, {b.steps} steps, "
+            f"lr {b.learning_rate:g}")
+
+
+def seed_specs(chapter: str, source: str, source_folder: str | Path, scale: str, output_dir: Any,
+               seeds: Sequence[int], main_seed: int) -> dict[tuple[str, int], Any]:
+    """One mid-training run per seed, keyed ``("mid", seed)`` for :func:`smolbook.train.sweep`: every seed continues
+    the same ``source`` on the reasoning traces with the source's context length (read from ``source_folder``), so
+    that the seeds differ only in their data order; the main seed is the chapter's model (``mid``) and keeps a
+    checkpoint every quarter of its steps, the points of its learning curve."""
+    context = AutoConfig.from_pretrained(source_folder).max_position_embeddings
+    curve_every = max(1, get_scale(scale).budget("mid_training").steps // 4)
+    return {("mid", k): mid_spec(chapter, "mid" if k == main_seed else f"mid-seed{k}", source, scale, output_dir, k,
+                                 max_position_embeddings=context, kinds=REASONING_KINDS,
+                                 checkpoint_every=curve_every if k == main_seed else None)
+            for k in seeds}
+
+
+def think_scores(checkpoints: Mapping[str, Any], rows: Any, max_new_tokens: int) -> list[dict[str, Any]]:
+    """Each checkpoint (label -> folder) on held-out ``rows`` in think mode: the chat scores (exact match, format)
+    and, as ``answer loss``, the loss of the correct answer (:func:`answer_loss`), which moves before exact match
+    does: one record per checkpoint."""
+    records = chat_scores(dict(checkpoints), rows, modes=("think",), max_new_tokens=max_new_tokens)
+    loss = {label: answer_loss(path, rows) for label, path in checkpoints.items()}
+    for rec in records:
+        rec["answer loss"] = loss[rec["checkpoint"]]
+    return records
+
+
+def think_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The columns of :func:`think_scores` records a reader compares, rounded: exact match, format, answer loss and
+    exact match per reasoning kind, with the generation's speed."""
+    cols = ["checkpoint", "answer_em", "format_ok", "answer loss", *[f"correct/{k}" for k in REASONING_KINDS],
+            "tokens_per_s"]
+    return pd.DataFrame(records)[cols].round(3)

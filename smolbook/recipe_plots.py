@@ -1,5 +1,6 @@
 """The two figures of notebook 00 (the recipe as data): the learning rate over the whole run and the
-stage mixtures, configs against the blog.
+stage mixtures, configs against the blog; the ledger's rows grouped into the chapter's verdicts, and the
+scale's departures from the recipe as the chapter's numbers.
 
 The drawing lives here so the notebook reads like a chapter; each function returns the figure and
 leaves saving and showing to the caller. pyplot is imported inside the functions, so importing this
@@ -7,11 +8,13 @@ module costs nothing and works without a display.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from smolbook.palette import STAGE_COLORS
-from smolbook.recipe import Recipe, human_tokens
-from smolbook.scales import Scale
+from smolbook.recipe import LedgerRow, Recipe, human_tokens
+from smolbook.scales import Scale, departures
 from smolbook.schedules import sample, wsd_for
 
 if TYPE_CHECKING:
@@ -112,3 +115,39 @@ def plot_stage_shares(config_shares: pd.DataFrame, blog_shares: pd.DataFrame) ->
     ax.legend(ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False)
     fig.tight_layout()
     return fig
+
+
+@dataclass(frozen=True)
+class LedgerVerdict:
+    """One group of the blog's statements (e.g. its data mixtures), judged as a whole against the configs."""
+
+    claim: str
+    measured: str
+    agrees: bool
+
+
+def ledger_verdicts(rows: Sequence[LedgerRow]) -> list[LedgerVerdict]:
+    """One verdict per group of the ledger's compared rows, in the order the groups first appear: it holds when
+    every statement of the group agrees with the configs within its stated precision. ``measured`` lists the
+    statements that differ, or all of them when none does, so the report card shows what was compared."""
+    groups: dict[str, list[LedgerRow]] = {}
+    for r in rows:
+        if r.kind == "compared":
+            groups.setdefault(r.group, []).append(r)
+    verdicts = []
+    for group, grp in groups.items():
+        bad = [r for r in grp if not r.agrees]
+        measured = ("all agree: " if not bad else "differs: ") + "; ".join(
+            f"{r.topic} blog {r.blog} vs configs {r.config.split(' (')[0]}" for r in (bad or grp))
+        verdicts.append(LedgerVerdict(f"The blog's {group} statements match the released configs ({len(grp)} checked)",
+                                      measured, not bad))
+    return verdicts
+
+
+def departure_numbers(scale: Scale) -> list[dict]:
+    """The arguments of ``book.number`` for each phase whose share of pretraining the recipe states: this scale's
+    share and how many times the recipe's it is. A phase the recipe gives no tokens for has no factor to report."""
+    return [{"name": f"{row['phase']} share of pretraining at {scale.name}",
+             "value": round(row[f"{scale.name} share of pretraining"], 4),
+             "note": f"{row['x recipe share']:.0f}x the recipe's share (a scale choice)"}
+            for row in departures(scale) if row["x recipe share"] is not None]

@@ -25,8 +25,9 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
+from smolbook.chat import parse_completion
 from smolbook.errors import SmolbookError
 
 MODES = ("think", "no_think")
@@ -207,6 +208,17 @@ def process_gone(pid: int) -> bool:
         return True
     except PermissionError:
         return False
+
+
+def compare_answers(served: Mapping[str, str], local: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Per mode, the served completion's answer beside the in-process one (think blocks removed, whitespace at the
+    ends ignored): with greedy decoding on both sides they must be the same text, or serving changed the model."""
+    rows = []
+    for mode, text in served.items():
+        a, b = parse_completion(text).answer, parse_completion(local[mode]).answer
+        rows.append({"mode": mode, "served answer": a[:60], "in-process answer": b[:60],
+                     "same": a.strip() == b.strip()})
+    return rows
 
 
 def released_serving_commands() -> dict[str, str]:

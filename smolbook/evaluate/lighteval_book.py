@@ -67,6 +67,13 @@ def eval_sizes(scale: str | Scale) -> EvalSizes:
                      lc_items=64, only_final=False, chat_on_chain_only=cpu)
 
 
+def describe_sizes(scale_name: str, sizes: EvalSizes) -> str:
+    """One line saying how much each checkpoint is evaluated on at this scale: what the scores below stand on."""
+    return (f"{scale_name}: {sizes.base_items} items per base task, {sizes.chat_per_kind} chat rows per kind (both "
+            f"modes), {sizes.chat_max_new_tokens} new tokens per chat answer, long-context cloze at "
+            f"{list(sizes.lc_lengths)} tokens" + ("; each chapter's final checkpoint only" if sizes.only_final else ""))
+
+
 def checkpoints_to_evaluate(output_dir: str | os.PathLike, chapters: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """The run's registered checkpoints (of ``chapters`` when given), in registration order, one entry per folder:
     ``label`` (``chapter/name``), ``aliases`` (the other names of the same folder), chapter, name, path, step, final,
@@ -170,6 +177,12 @@ def score_columns(rows: Sequence[dict]) -> list[str]:
     from smolbook.evaluate.lighteval_tasks import MAIN_METRIC
 
     return [t for t in MAIN_METRIC if any(r.get(t) is not None for r in rows)] + [CHAT, LONG_CONTEXT]
+
+
+def score_table(rows: Sequence[dict], tasks: Sequence[str]) -> list[dict[str, Any]]:
+    """The chapter's table: one row per checkpoint, its score on each task (the ``book_`` prefix dropped to keep the
+    columns narrow; blank where the checkpoint did not run that suite)."""
+    return [{"checkpoint": r["label"], **{t.replace("book_", ""): r.get(t) for t in tasks}} for r in rows]
 
 
 def _value(row: dict, task: str) -> float | None:

@@ -1,7 +1,8 @@
 """Training: one run spec, one entry point, every scale.
 
 * :mod:`smolbook.train.spec`       ``RunSpec``: where the model comes from, the data, budget, schedule, resume (YAML)
-* :mod:`smolbook.train.run`        ``run(spec)``: resolve it, train it with the scale's launcher, register checkpoints
+* :mod:`smolbook.train.run`        ``run(spec)``: resolve it, train it with the scale's launcher, register checkpoints;
+                                   ``resolve_config(spec)``: the ``TrainConfig`` it trains with, without training
 * :mod:`smolbook.train.sweep`      ``sweep({(arm, seed): spec})``: arms x seeds, side by side in worker processes on CPU
 * :mod:`smolbook.train.config`     ``TrainConfig`` (the recipe's optimiser and schedule defaults)
 * :mod:`smolbook.train.optim`      AdamW groups (token embedding without weight decay) and the WSD/cosine scheduler
@@ -13,9 +14,9 @@ from smolbook.train.checkpoint import latest_checkpoint
 from smolbook.train.config import TrainConfig
 from smolbook.train.launch import register_cli
 from smolbook.train.loop import TrainResult, pretrain
-from smolbook.train.run import run
+from smolbook.train.run import resolve_config, run
 from smolbook.train.spec import BudgetSpec, DataSpec, ModelSpec, RunSpec, ScheduleSpec
 from smolbook.train.sweep import SweepRun, sweep
 
 __all__ = ["BudgetSpec", "DataSpec", "ModelSpec", "RunSpec", "ScheduleSpec", "TrainConfig", "TrainResult",
-           "SweepRun", "latest_checkpoint", "pretrain", "register_cli", "run", "sweep"]
+           "SweepRun", "latest_checkpoint", "pretrain", "register_cli", "resolve_config", "run", "sweep"]

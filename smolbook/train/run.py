@@ -13,6 +13,7 @@ code: the fingerprint in ``run.json``) and starts afresh otherwise, saying why.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import shlex
@@ -23,15 +24,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smolbook.cluster import GPUS_PER_NODE
+from smolbook import cluster
+from smolbook.cluster import GPUS_PER_NODE, placement, recipe_nodes
+from smolbook.data import PretrainStream, prepare
 from smolbook.errors import SmolbookError
+from smolbook.evaluate import ablation_evaluator, heldout_evaluator
 from smolbook.fingerprint import library_hash
+from smolbook.model import build_model, load_with_rope, smollm3_config
+from smolbook.recipe import load_recipe
 from smolbook.registry import register_checkpoint, resolve_checkpoint
+from smolbook.sbatch import JobOptions, render_job
 from smolbook.scales import Scale, get_scale
 from smolbook.train import checkpoint as ckpt_mod
 from smolbook.train.config import TrainConfig
-from smolbook.train.loop import TrainResult
+from smolbook.train.loop import TrainResult, pretrain
 from smolbook.train.spec import RunSpec
+from smolbook.train.trl import train_trl, trl_checkpoints
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 # accelerate configs: one GPU for ``small``; FSDP full-shard over SmolLM3DecoderLayer in bf16 for the 3B (``full``).
@@ -57,7 +65,15 @@ class Resolved:
 
 # -- data builders ------------------------------------------------------------------------------------------------
 DataBuilder = Callable[[RunSpec, Any, dict], Any]
-DATA_BUILDERS: dict[str, DataBuilder] = {}
+# A builder is ``fn(spec, prepared_data, budget) -> stream`` (a resumable batch iterator), registered by name. The
+# trainer layer names the builders that live with their phase's code (SFT's conversations, mid-training's reasoning
+# traces, preference training's pairs) as ``module:function`` and imports them when a spec asks: those modules build on the trainer (run specs,
+# sweeps), so importing them here would go up the layers and close a cycle.
+DATA_BUILDERS: dict[str, DataBuilder | str] = {
+    "conversations": "smolbook.sft:conversations_stream",
+    "reasoning-traces": "smolbook.midtraining:reasoning_stream",
+    "preference-pairs": "smolbook.alignment:preference_pairs_stream",
+}
 
 
 def data_builder(name: str) -> Callable[[DataBuilder], DataBuilder]:
@@ -68,11 +84,28 @@ def data_builder(name: str) -> Callable[[DataBuilder], DataBuilder]:
     return add
 
 
+def data_builder_of(name: str) -> DataBuilder:
+    """The data builder called ``name`` (imported on first use when it is named by its module)."""
+    if name not in DATA_BUILDERS:
+        raise SmolbookError(f"unknown data builder '{name}': choose one of {', '.join(DATA_BUILDERS)}")
+    fn = DATA_BUILDERS[name]
+    if isinstance(fn, str):
+        module, _, attr = fn.partition(":")
+        fn = DATA_BUILDERS[name] = getattr(importlib.import_module(module), attr)
+    return fn
+
+
+def build_data(spec: RunSpec, data: Any | None = None) -> Any:
+    """The data stream a spec trains on (its builder at its budget): what a chapter shows of a run's data is then
+    what the trainer reads. ``data``: the prepared data folder (read from the spec's output folder by default)."""
+    if data is None:
+        data = _prepared(spec.scale, str(Path(spec.output_dir).resolve()), corpus_seed_of(spec))
+    return data_builder_of(spec.builder)(spec, data, budget_of(spec))
+
+
 @data_builder("stages")
 def _stage_stream(spec: RunSpec, data: Any, budget: dict) -> Any:
     """The recipe's stage mixtures (offline: each dataset's stand-in domain), packed into rows, resumable."""
-    from smolbook.data import PretrainStream
-
     stages = spec.data.stages or _default_stages(spec.phase)
     up = spec.data.options.get("upsample_long")  # [min_tokens, factor]: long documents drawn factor times
     return PretrainStream(data, stages=stages, token_budget=budget["steps"] * budget["rows"] * budget["seq_len"],
@@ -81,109 +114,7 @@ def _stage_stream(spec: RunSpec, data: Any, budget: dict) -> Any:
                           branch_reseeds=spec.branch_from is not None)
 
 
-@data_builder("conversations")
-def _conversations(spec: RunSpec, data: Any, budget: dict) -> Any:
-    """The dual-mode SFT mixture: offline, the generated conversations of ``options.kinds`` (every kind by default)
-    with think-mode conversations kept at ``options.think_ratio`` of the no_think tokens (the recipe's 0.8B : 1B);
-    online, the released SFT mixture streamed from the hub."""
-    from smolbook.recipe import load_post_training
-
-    if not get_scale(spec.scale).offline:
-        from smolbook.data.hub_chat import open_chat_dataset, released_source
-
-        return open_chat_dataset(released_source("sft"), streaming=True, seed=spec.seed)
-    from smolbook.data.chat import KINDS, render_row, shared_chat_data
-
-    opts = spec.data.options
-    pt = load_post_training()
-    ratio = float(opts.get("think_ratio", pt.value("sft", "reasoning_tokens") / pt.value("sft", "non_reasoning_tokens")))
-    from smolbook.sft import adjust_mixture, epoch_subset
-
-    mix = shared_chat_data(spec.scale, data.seed).mixture(tuple(opts.get("kinds", KINDS)), seed=spec.seed)
-    # options.without_traces drops a domain's think rows, options.extra_rows adds conversations (a teacher's traces)
-    mix = adjust_mixture(mix, opts, spec.seed)
-    n_tokens = lambda row: len(data.tokenizer(render_row(row, data.tokenizer), verbose=False)["input_ids"])  # noqa: E731
-    # One epoch is the scale's SFT tokens; TRL repeats it for the recipe's epochs within the run's steps. Rows are
-    # counted on a prefix of four epochs' size (the mixture is shuffled) rather than over the whole mixture.
-    epoch = budget["steps"] * budget["rows"] * budget["seq_len"] // _epochs(spec)
-    mix = epoch_subset(mix, 4 * epoch, n_tokens, min_rows=16)
-    return epoch_subset(balance_modes(mix, ratio, n_tokens), epoch, n_tokens)
-
-
-def _epochs(spec: RunSpec) -> int:
-    s = get_scale(spec.scale)
-    return max(1, s.budget(spec.phase).epochs) if spec.phase in s.budgets else 1
-
-
-def balance_modes(rows: Any, think_ratio: float, n_tokens: Callable[[dict], int]) -> Any:
-    """Keep every no_think row and the first think rows up to ``think_ratio`` x the no_think tokens (the recipe sets
-    its mixture in tokens: 0.8B reasoning to 1B non-reasoning)."""
-    if think_ratio < 0:
-        raise SmolbookError(f"think_ratio must be >= 0, got {think_ratio}")
-    budget = think_ratio * sum(n_tokens(r) for r in rows if r["mode"] == "no_think")
-    keep, used = [], 0
-    for i, r in enumerate(rows):
-        if r["mode"] == "think":
-            n = n_tokens(r)
-            if used + n > budget:
-                continue
-            used += n
-        keep.append(i)
-    return rows.select(keep)
-
-
-@data_builder("reasoning-traces")
-def _reasoning_traces(spec: RunSpec, data: Any, budget: dict) -> Any:
-    """Mid-training: think-mode conversations in ChatML packed into full rows for trainer ``pretrain``, every token
-    in the loss, position ids restarting at every conversation. Not TRL's ``packing_strategy="wrapped"``: it packs
-    the same way but does not reset positions, so packed conversations would attend to each other."""
-    from smolbook.midtraining import reasoning_stream
-
-    return reasoning_stream(spec, data, budget)
-
-
-@data_builder("preference-pairs")
-def _preference_pairs(spec: RunSpec, data: Any, budget: dict) -> Any:
-    """Preference pairs in both modes: offline, the chosen answer from the solver (verified right) and the rejected
-    one from a weaker source (verified wrong or ill-formed) over the prompts of ``options.kinds``; online, the
-    released preference mixture streamed from the hub.
-
-    The weaker source (``options.rejected``) is by default the model being aligned itself (``model``: the SFT
-    checkpoint's own greedy answers, the recipe's "rejected from a weaker model" with the nearest weaker model at
-    hand), so a pair holds what this model gets wrong; ``solver`` is a solver that slips at
-    ``options.rejected_error_rate``."""
-    if not get_scale(spec.scale).offline:
-        from smolbook.data.hub_chat import open_chat_dataset, released_source
-
-        return open_chat_dataset(released_source("apo"), streaming=True, seed=spec.seed)
-    from smolbook.data.chat import shared_chat_data
-    from smolbook.data.preferences import preference_pairs
-    from smolbook.evaluate.chat import folder_teacher
-    from smolbook.teacher import SolverTeacher
-
-    opts = spec.data.options
-    source = opts.get("rejected", "model")
-    if source not in ("model", "solver"):
-        raise SmolbookError(f"data.options.rejected must be 'model' (the model's own answers) or 'solver', got {source!r}")
-    prompts = shared_chat_data(spec.scale, data.seed).mixture(tuple(opts.get("kinds", ("math", "code", "facts"))),
-                                                                   seed=spec.seed)
-    # The trainer reads steps x rows pairs: make (and have TRL tokenize) only those, from more prompts for the pairs
-    # verification drops (the model's right answers make no pair); the mixture is shuffled, so both modes and every
-    # kind stay.
-    need = budget["steps"] * budget["rows"]
-    prompts = prompts.select(range(min(len(prompts), int(opts.get("prompts_per_pair", 3)) * need)))
-    if source == "model":
-        rejected = folder_teacher(resolve_checkpoint(spec.output_dir, spec.model.checkpoint), "rejected",
-                                  max_new_tokens=int(opts.get("max_new_tokens", 192)))
-    else:
-        rejected = SolverTeacher(error_rate=float(opts.get("rejected_error_rate", 1.0)), seed=spec.seed + 1)
-    pairs, _ = preference_pairs(list(prompts), SolverTeacher(seed=spec.seed), rejected)
-    return pairs.shuffle(seed=spec.seed).select(range(min(len(pairs), need)))
-
-
 def _default_stages(phase: str) -> list[str]:
-    from smolbook.recipe import load_recipe
-
     r = load_recipe()
     if phase == "pretraining":
         return [s.name for s in r.pretraining_stages]
@@ -225,8 +156,6 @@ def budget_of(spec: RunSpec) -> dict[str, Any]:
 def optimizer_state_of(spec: RunSpec) -> str:
     """``carry`` or ``reset``: the spec's choice, else the recipe's for the phase (``load_optimizer`` of its config:
     the 4k->32k stage carries the pretraining optimizer, the 32k->64k stage restarts it); a fresh model resets."""
-    from smolbook.recipe import load_recipe
-
     if spec.optimizer_state is not None:
         return spec.optimizer_state
     runs = load_recipe().runs
@@ -280,8 +209,6 @@ def corpus_seed_of(spec: RunSpec) -> int:
 def _prepared(scale: str, output_dir: str, seed: int) -> Any:
     """``prepare()`` once per process and data folder: a chapter that chains many runs (one per stage, arm and seed)
     reads its data from disk once. The cache holds read-only arrays and datasets."""
-    from smolbook.data import prepare
-
     key = (scale, output_dir, seed)
     if key not in _PREPARED:
         _PREPARED[key] = prepare(scale, output_dir, seed=seed, progress=False)
@@ -290,9 +217,6 @@ def _prepared(scale: str, output_dir: str, seed: int) -> Any:
 
 def resolve(spec: RunSpec) -> Resolved:
     """Build the model, the data stream, the ``TrainConfig`` and the evaluation of a spec (in this process)."""
-    from smolbook.evaluate import ablation_evaluator, heldout_evaluator
-    from smolbook.model import build_model, load_with_rope, smollm3_config
-
     s = get_scale(spec.scale)
     data = _prepared(s.name, str(Path(spec.output_dir).resolve()), corpus_seed_of(spec))
     budget = budget_of(spec)
@@ -312,9 +236,7 @@ def resolve(spec: RunSpec) -> Resolved:
         if m.max_position_embeddings:
             config.max_position_embeddings = int(m.max_position_embeddings)
         model = build_model(config, spec.seed)
-    if spec.builder not in DATA_BUILDERS:
-        raise SmolbookError(f"unknown data builder '{spec.builder}': choose one of {', '.join(DATA_BUILDERS)}")
-    stream = DATA_BUILDERS[spec.builder](spec, data, budget)
+    stream = data_builder_of(spec.builder)(spec, data, budget)
     config = resolve_config(spec)
     optimizer_state = None
     if optimizer_state_of(spec) == "carry":
@@ -356,8 +278,6 @@ def _resume_decision(spec: RunSpec, run_dir: Path) -> bool:
     """
     if spec.resume is False:
         return False
-    from smolbook.train.trl import trl_checkpoints
-
     have = ckpt_mod.intact_checkpoint_exists(run_dir) or bool(trl_checkpoints(run_dir))
     if spec.resume is True:
         if not have:
@@ -376,8 +296,6 @@ def _resume_decision(spec: RunSpec, run_dir: Path) -> bool:
 def train_here(spec: RunSpec, progress: bool = True) -> TrainResult:
     """Train a spec in this process (on every rank of a launched run): what every launcher ends in. ``progress``:
     the trainer's own progress bar (a sweep's worker processes show none; the sweep draws one for all runs)."""
-    from smolbook.train.loop import pretrain
-
     run_dir = spec.run_dir
     if spec.resume is not False and already_done(spec):
         return TrainResult.from_dir(run_dir)  # build no model and no data for a finished run
@@ -393,8 +311,6 @@ def train_here(spec: RunSpec, progress: bool = True) -> TrainResult:
                                                     "stage_ends": r.stage_ends,
                                                     "resumes": _resumes(run_dir, resume)}, indent=1))
     if spec.trainer in ("sft", "dpo"):
-        from smolbook.train.trl import train_trl
-
         return train_trl(spec, r.model, r.source, r.stream, r.config, r.budget["rows"], r.budget["seq_len"], resume)
     keep = sorted(step for step in r.stage_ends.values() if step < r.config.steps) if spec.register_stages else []
     return pretrain(r.model, r.stream, r.config, run_dir, eval_fn=r.eval_fn, tokenizer=r.tokenizer, resume=resume,
@@ -460,9 +376,6 @@ def write_sbatch(spec: RunSpec, spec_file: str | Path, nodes: int | None = None,
     """A requeueable sbatch script running one saved spec (``smolbook train run SPEC``): inside the allocation
     :func:`run` launches it over every node with ``srun`` + ``torchrun``. Nodes default to the recipe's for the
     run's phase; ``smolbook submit`` writes the job that runs the whole book instead."""
-    from smolbook.cluster import placement, recipe_nodes
-    from smolbook.sbatch import JobOptions, render_job
-
     run_dir = spec.run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     if nodes is None:
@@ -497,8 +410,6 @@ def run(spec: RunSpec | str | Path, arm: str | None = None) -> TrainResult:
     a job, an sbatch script is written and the error says to submit the book. A run stopped by a signal raises
     :class:`TrainingInterrupted` after its checkpoint is saved: the same call (a rerun, a requeued job) continues.
     """
-    from smolbook import cluster
-
     if not isinstance(spec, RunSpec):
         spec = RunSpec.load(spec)
     s = get_scale(spec.scale)

@@ -174,3 +174,53 @@ def test_arm_specs_are_run_specs_of_the_one_training_path(smoke_data, tmp_path):
     assert mha.model.config["intermediate_size"] < smollm3_config("smoke").intermediate_size  # MHA pays in MLP
     with pytest.raises(SmolbookError, match="not a multiple of the evaluation interval"):
         abl.arm_specs("x", arms, "smoke", tmp_path, smoke_data, seeds=[0], tokens=17 * 4 * 64)
+
+
+# -- what the chapters record from an ablation -----------------------------------------------------------------
+def _arm_run(arm: str, seed: int, losses: list[float], grad_norms: list[float]) -> abl.Run:
+    rows = [{"kind": "eval", "step": 10 * (i + 1), "valid_loss": v} for i, v in enumerate(losses)]
+    rows += [{"kind": "train", "step": i + 1, "grad_norm": g} for i, g in enumerate(grad_norms)]
+    return abl.Run(arm, seed, None, 1, 1, 10 * len(losses), 1, 1.0, rows)
+
+
+def test_arm_numbers_name_round_and_note_each_arms_mean():
+    from smolbook.scales import get_scale
+
+    ab = abl.Ablation("x", get_scale("smoke"), [abl.Arm("off"), abl.Arm("on", recipe=True)],
+                      [_arm_run("off", 0, [3.0, 2.0], [9.0, 1.0, 2.0]), _arm_run("off", 1, [3.0, 2.5], [1.0, 1.0, 1.0]),
+                       _arm_run("on", 0, [3.0, 1.123456], [5.0, 1.0, 3.0])])
+    peak = abl.grad_norm_peak(after_step=1)  # step 1 is warm-up: its spike of 9 is left out
+    assert ab.values("off", peak) == [2.0, 1.0]
+    rows = abl.arm_numbers(ab, {"final validation loss": ("valid_loss", "nats/token"), "peak": (peak, "")})
+    assert [r["name"] for r in rows] == ["final validation loss, off", "peak, off", "final validation loss, on", "peak, on"]
+    assert rows[0] == {"name": "final validation loss, off", "value": 2.25, "unit": "nats/token",
+                       "note": "2 seed(s), spread 0.5"}
+    assert rows[2]["value"] == 1.1235 and rows[2]["note"] == "1 seed(s), spread None"
+    at_10 = abl.arm_numbers(ab, {"loss at 10": ("valid_loss", "")}, step=10, note="{n} seeds")
+    assert [r["value"] for r in at_10] == [3.0, 3.0] and at_10[0]["note"] == "2 seeds"
+    assert ab.mean("off", "valid_loss") == pytest.approx(2.25)
+
+
+def test_arm_numbers_leave_out_a_probe_the_context_is_too_short_for():
+    from smolbook.scales import get_scale
+
+    ab = abl.Ablation("x", get_scale("smoke"), [abl.Arm("a")], [_arm_run("a", 0, [2.0], [1.0])])
+    metrics = {"loss": ("valid_loss", ""), "probe": (lambda r: float("nan"), "")}
+    assert [r["name"] for r in abl.arm_numbers(ab, metrics, skip_nan=True)] == ["loss, a"]
+    assert [r["name"] for r in abl.arm_numbers(ab, metrics)] == ["loss, a", "probe, a"]
+
+
+def test_ledger_verdicts_group_the_blogs_statements():
+    # chapter 00's verdicts: one per group, failing when any statement of the group differs from the configs
+    from smolbook.recipe import LedgerRow, ledger
+    from smolbook.recipe_plots import ledger_verdicts
+
+    rows = [LedgerRow("beta2", "0.95", "0.95", "a.yaml", True, "compared", "optimizer"),
+            LedgerRow("lr", "2e-4", "2e-4 (peak)", "a.yaml", True, "compared", "optimizer"),
+            LedgerRow("theta", "1.5M", "2M (lc-32k)", "b.yaml", False, "compared", "long context"),
+            LedgerRow("seq", "-", "4096", "a.yaml", False, "config-internal", "optimizer")]
+    opt, lc = ledger_verdicts(rows)
+    assert opt.claim == "The blog's optimizer statements match the released configs (2 checked)" and opt.agrees
+    assert opt.measured == "all agree: beta2 blog 0.95 vs configs 0.95; lr blog 2e-4 vs configs 2e-4"
+    assert not lc.agrees and lc.measured == "differs: theta blog 1.5M vs configs 2M"
+    assert len(ledger_verdicts(ledger())) == len({r.group for r in ledger() if r.kind == "compared"})

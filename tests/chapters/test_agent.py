@@ -93,3 +93,19 @@ def test_in_process_generation_runs_the_loop_on_a_real_checkpoint(pretrained_run
     result = run_agent(gen, [{"role": "user", "content": "Where was Ada Darsa born?"}], world_tools(world), max_turns=2)
     assert isinstance(result, AgentResult) and 1 <= len(result.steps) <= 2
     assert result.stopped in ("answer", "max_turns")
+
+
+def test_try_modes_reads_the_mode_off_the_rendered_prompt():
+    """The chapter's four ways of asking: the keyword sets the mode, and a /no_think system flag wins over it."""
+    from smolbook.agent import try_modes
+    from smolbook.chat.template import template_tokenizer
+
+    cases = {"on": ([], {"enable_thinking": True}), "off": ([], {"enable_thinking": False}),
+             "flag": ([{"role": "system", "content": "/no_think"}], {"enable_thinking": True})}
+    model = scripted("<think>\nhm\n</think>\nLora", "Lora", "Lora")
+    got = try_modes(model, template_tokenizer(), [{"role": "user", "content": "Where?"}], cases)
+    assert [(r["case"], r["prompt says"]) for r in got] == [("on", "/think"), ("off", "/no_think"),
+                                                            ("flag", "/no_think")]
+    assert [r["empty think block in prompt"] for r in got] == [False, True, True]
+    assert got[0]["reasoning"] == "hm" and got[0]["answer"] == "Lora"
+    assert model.seen[2][0][0] == {"role": "system", "content": "/no_think"}  # the system turn reaches the model

@@ -109,3 +109,18 @@ def test_rejected_answers_are_the_models_own_and_wrong(pretrained_run, pairs_and
     with pytest.raises(SmolbookError, match="options.rejected"):
         preference_data(preference_spec("12_apo", "chapter:07_pretraining", "smoke", pretrained_run, 0, "apo_zero",
                                         rejected="oracle"), data)
+
+
+def test_apo_variant_refuses_the_dpo_baseline():
+    from smolbook.alignment import DPO, apo_variant
+
+    assert apo_variant(None, "apo_zero") == "apo_zero" and apo_variant("apo_down", "apo_zero") == "apo_down"
+    with pytest.raises(SmolbookError, match="baseline itself"):
+        apo_variant(DPO, "apo_zero")
+
+
+def test_both_modes_by_slice_averages_the_modes_slice_by_slice():
+    from smolbook.alignment import both_modes_by_slice
+
+    got = both_modes_by_slice({"m": {"think": [1.0, 0.0, 0.5], "no_think": [0.0, 0.0, 0.5]}})
+    assert got == {"m": [0.5, 0.0, 0.5]}

@@ -114,3 +114,22 @@ def test_soup_members_take_checkpoints_along_training_when_one_seed(pretrained_r
     assert len(soup_members([final, got[0]])) == 2
     with pytest.raises(SmolbookError, match="at least 2"):
         soup_members([])
+
+
+def test_sweep_reuses_a_merge_made_already(members, tmp_path):
+    from smolbook.merging import sweep
+
+    points = sweep(members[0], members[2], [0.0, 0.3, 1.0], tmp_path / "sweep", reuse={0.3: members[1]})
+    assert list(points) == [0.0, 0.3, 1.0] and points[0.3] == members[1]
+    assert not (tmp_path / "sweep").exists()  # nothing left to merge
+
+
+def test_sweep_choice_judges_the_recipe_weight_against_the_best_other():
+    from smolbook.merging import sweep_choice
+
+    labels = {0.0: "w=0", 0.1: "w=0.1", 0.5: "w=0.5"}
+    by_slice = {"w=0": [0.5, 0.5], "w=0.1": [0.4, 0.6], "w=0.5": [0.0, 0.0]}
+    cloze = {"w=0": 0.25, "w=0.1": 0.5, "w=0.5": 0.75}
+    choice = sweep_choice(by_slice, cloze, labels, recipe_weight=0.1)
+    assert choice.combined[0.1] == pytest.approx([0.9, 1.1]) and choice.best == 0.1
+    assert choice.mean(0.0) == choice.mean(0.5) == 0.75 and choice.rival == 0.0  # a tie goes to the earlier weight

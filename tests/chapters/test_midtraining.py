@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, LlamaConfig
 
 from smolbook.chapter import find_checkpoint
 from smolbook.data import prepare
 from smolbook.errors import SmolbookError
-from smolbook.midtraining import ConversationStream, mid_spec, teacher_conversations, tokenize_conversations
+from smolbook.midtraining import (ConversationStream, mid_spec, seed_specs, teacher_conversations,
+                                  tokenize_conversations)
 from smolbook.train import run
-from smolbook.train.run import DATA_BUILDERS, budget_of
+from smolbook.train.run import budget_of, build_data
 
 
 def test_stream_packs_full_rows_and_restarts_positions_at_every_conversation():
@@ -63,10 +64,20 @@ def test_reasoning_traces_builder_trains_through_the_run_spec(pretrained_run):
     assert spec.builder == "reasoning-traces" and spec.trainer == "pretrain"
     data = prepare("smoke", pretrained_run, progress=False)
     budget = budget_of(spec)
-    stream = DATA_BUILDERS["reasoning-traces"](spec, data, budget)
+    stream = build_data(spec, data)
     assert len(stream) == budget["steps"] and stream.epochs == 4 and min(stream.starts_per_row()) >= 1
     result = run(spec)
     rows = result.rows("train")
     assert rows[-1]["step"] == budget["steps"] and rows[-1]["tokens"] == budget["steps"] * budget["rows"] * 1024
     final = find_checkpoint(pretrained_run, "09_midtraining")
     assert AutoModelForCausalLM.from_pretrained(final).config.max_position_embeddings == 2048
+
+
+def test_every_seed_continues_the_source_at_its_context_and_only_the_main_seed_keeps_a_curve(tmp_path):
+    LlamaConfig(max_position_embeddings=4096).save_pretrained(tmp_path)
+    specs = seed_specs("09_midtraining", "chapter:08_long_context", tmp_path, "smoke", "out", [3, 4], main_seed=3)
+    assert list(specs) == [("mid", 3), ("mid", 4)]
+    assert [s.name for s in specs.values()] == ["mid", "mid-seed4"]
+    assert all(s.model.checkpoint == "chapter:08_long_context" and s.model.max_position_embeddings == 4096
+               for s in specs.values())
+    assert specs["mid", 3].checkpoint_every and specs["mid", 4].checkpoint_every is None

@@ -67,3 +67,12 @@ def test_serve_says_what_went_wrong(tmp_path):
         with serve(tmp_path, log=tmp_path / "bad.log", threads=1, timeout=60):
             pass
     assert free_port() > 0
+
+
+def test_compare_answers_ignores_think_blocks_and_outer_whitespace():
+    from smolbook.serve import compare_answers
+
+    got = compare_answers({"think": "<think>\na\n</think>\nParis ", "no_think": "Rome"},
+                          {"think": "<think>\nb\n</think>\nParis", "no_think": "Lora"})
+    assert [(r["mode"], r["same"]) for r in got] == [("think", True), ("no_think", False)]
+    assert got[1]["served answer"] == "Rome" and got[1]["in-process answer"] == "Lora"

@@ -2,6 +2,7 @@
 loss mask, BFD packing fill, and the chat model's format rates read back with plain transformers."""
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -11,10 +12,10 @@ from smolbook.data.chat import prompt_messages, template_kwargs
 from smolbook.errors import SmolbookError
 from smolbook.evaluate.chat import chat_scores
 from smolbook.evaluate.scoring import format_ok
-from smolbook.sft import adjust_mixture, loss_mask, packing_fill, save_rows, sft_spec, teacher_rows
+from smolbook.sft import (ArmScores, adjust_mixture, control_specs, epoch_conversations, judge_args, loss_mask,
+                          packing_fill, recipe_specs, save_rows, sft_spec, teacher_rows)
 from smolbook.teacher import SolverTeacher
 from smolbook.train import run
-from smolbook.train.run import DATA_BUILDERS, budget_of
 from smolbook.train.trl import chat_tokenizer
 
 
@@ -56,8 +57,7 @@ def test_bfd_fills_rows_better_than_padding(chat, pretrained_run):
 def test_epoch_of_the_sft_builder_holds_the_scales_tokens(pretrained_run):
     spec = sft_spec("11_sft", "probe", "chapter:07_pretraining", "smoke", pretrained_run, 0)
     data = prepare("smoke", pretrained_run, progress=False)
-    b = budget_of(spec)
-    epoch = DATA_BUILDERS["conversations"](spec, data, b)
+    epoch = epoch_conversations(spec, data)
     assert {"think", "no_think"} <= set(epoch["mode"]) or len(epoch) < 4
     assert len(epoch) < 60   # an epoch of the budget, not the whole generated mixture
 
@@ -124,3 +124,45 @@ def test_checkpoints_scored_side_by_side_match_one_process(chat, pretrained_run)
     here = scores(1)
     assert [(r["checkpoint"], r["mode"]) for r in here] == [(c, m) for c in folders for m in ("think", "no_think")]
     assert scores(2) == here
+
+
+def test_each_control_arm_differs_from_the_short_recipe_in_one_thing():
+    """The controlled claims read pairs of arms: the short recipe arm against the same without the teacher's traces,
+    and against the same from 08's model, at one budget; only the recipe arm's main seed is the chapter's model."""
+    options = {"think_ratio": 0.8, "without_traces": ["facts"], "extra_rows": "traces.jsonl"}
+    controls = control_specs("11_sft", "smoke", "out", [0, 1], options, steps=3)
+    assert sorted(controls) == sorted((arm, k) for arm in ("short recipe", "no teacher", "from 08") for k in (0, 1))
+    short, no_teacher, from08 = controls["short recipe", 1], controls["no teacher", 1], controls["from 08", 1]
+    assert {s.budget.steps for s in controls.values()} == {3} and not any(s.final for s in controls.values())
+    assert no_teacher.data.options == {k: v for k, v in options.items() if k != "extra_rows"}
+    assert no_teacher.model.checkpoint == short.model.checkpoint == "chapter:09_midtraining"
+    assert from08.model.checkpoint == "chapter:08_long_context" and from08.data.options == short.data.options
+    recipe = recipe_specs("11_sft", "smoke", "out", [0, 1], 0, options)
+    assert [s.name for s in recipe.values()] == ["sft", "sft-seed1"] and recipe["recipe", 0].final
+    assert recipe["recipe", 0].checkpoint_every and recipe["recipe", 1].checkpoint_every is None
+
+
+def test_verdicts_pair_the_arms_by_seed():
+    """judge_args hands each claim its baseline and recipe values seed by seed, the arm without the change as the
+    baseline: no_think against think, no teacher against the short recipe, 08's start against 09's."""
+    kinds = ["math", "code", "facts", "multiturn"]
+    recipe = pd.DataFrame([{"checkpoint": f"recipe seed {k}", "mode": m, "format_ok": 0.5 + k / 10,
+                            **{f"correct/{x}": (k + (m == "think")) / 10 for x in kinds}}
+                           for k in (0, 1) for m in ("think", "no_think")])
+    controls = pd.DataFrame([{"checkpoint": f"{arm} seed {k}", **{f"correct/{x}": i / 10 + k / 100 for x in kinds}}
+                             for i, arm in enumerate(("short recipe", "no teacher", "from 08")) for k in (0, 1)])
+    rows = [{"mode": "think", "kind": "facts"}, {"mode": "no_think", "kind": "math"}]
+    loss = {(arm, k, probe): float(i + k) for i, arm in enumerate(("short recipe", "no teacher", "from 08"))
+            for k in (0, 1) for probe in ("lacking", "multi")}
+    scores = ArmScores(recipe, controls.set_index("checkpoint"), loss, {"lacking": rows, "multi": rows}, "facts")
+    before = pd.DataFrame({"mode": ["think", "no_think"], "format_ok": [0.0, 0.1]}).set_index("mode")
+    args = judge_args(scores, before, rows, [0, 1], short=2)
+    assert list(args) == ["think_format", "no_think_format", "think_helps", "teacher", "teacher_loss", "mid_loss",
+                          "mid_helps"]
+    assert args["think_format"]["baseline"] == 0.0 and args["think_format"]["recipe"] == [0.5, 0.6]
+    assert args["think_helps"]["baseline"] == pytest.approx([0.0, 0.1])
+    assert args["think_helps"]["recipe"] == pytest.approx([0.1, 0.2])
+    assert args["teacher"]["baseline"] == pytest.approx([0.1, 0.11]) and args["teacher"]["recipe"] == pytest.approx([0, 0.01])
+    assert args["teacher_loss"]["baseline"] == [1.0, 2.0] and args["mid_loss"]["baseline"] == [2.0, 3.0]
+    assert args["mid_helps"]["recipe"] == pytest.approx([0.0, 0.01]) and args["mid_helps"]["note"] == "control arms: 2 steps"
+    assert args["teacher"]["items"] == 1 and args["think_helps"]["items"] == 1

@@ -9,7 +9,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from smolbook.chapter import find_checkpoint
 from smolbook.errors import SmolbookError
 from smolbook.train import DataSpec, RunSpec, run
-from smolbook.train.run import balance_modes
+from smolbook.sft import balance_modes
 from smolbook.train.trl import trl_checkpoints
 from helpers import chat_spec
 
