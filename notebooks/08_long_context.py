@@ -46,9 +46,8 @@ from transformers import AutoConfig
 from smolbook import Chapter
 from smolbook.claims import Claim
 from smolbook.data import prepare
-from smolbook.evaluate.longcontext import plot_report
-from smolbook.extension import (cloze_at, cloze_items, extend, loss_between, recipe_parallelism, report_rows, reports,
-                                save_yarn, theta_table, verdict_probe)
+from smolbook.evaluate.longcontext import cloze_at, cloze_items, loss_between, plot_report, reports
+from smolbook.extension import extend, recipe_parallelism, report_rows, save_yarn, theta_table, verdict_probe
 from smolbook.recipe import load_post_training
 
 # %%

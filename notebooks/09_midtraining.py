@@ -47,10 +47,9 @@ from smolbook import Chapter
 from smolbook.claims import Claim
 from smolbook.data import prepare
 from smolbook.data.chat import shared_chat_data
-from smolbook.evaluate.chat import items_in, learning_curve, plot_learning_curve
-from smolbook.evaluate.longcontext import plot_report
-from smolbook.extension import loss_between, reports
-from smolbook.midtraining import REASONING_KINDS, answer_loss, recipe_line, seed_specs, think_scores, think_table
+from smolbook.evaluate.chat import answer_loss, items_in, learning_curve, plot_learning_curve
+from smolbook.evaluate.longcontext import loss_between, plot_report, reports
+from smolbook.midtraining import REASONING_KINDS, recipe_line, seed_specs, think_scores, think_table
 from smolbook.train import sweep
 
 # %%

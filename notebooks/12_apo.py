@@ -47,7 +47,7 @@ from smolbook.alignment import (DPO, LOSS_NAMES, apo_variant, arm_checkpoints, b
 from smolbook.claims import Check, Claim
 from smolbook.data import build_chat_data, prepare
 from smolbook.evaluate.chat import items_in
-from smolbook.extension import cloze_at, cloze_items, nearest_cloze_length, reports
+from smolbook.evaluate.longcontext import cloze_at, cloze_items, nearest_cloze_length, reports
 from smolbook.recipe import load_post_training
 from smolbook.train.trl import chat_tokenizer
 

@@ -40,7 +40,7 @@ from smolbook import Chapter
 from smolbook.alignment import both_modes_by_slice, task_scores_by_slice
 from smolbook.claims import Claim
 from smolbook.data import build_chat_data, prepare
-from smolbook.extension import cloze_at, cloze_items, nearest_cloze_length, reports
+from smolbook.evaluate.longcontext import cloze_at, cloze_items, nearest_cloze_length, reports
 from smolbook.merging import (CONFIG_FILE, linear_merge, mean, plot_sweep, read_merge_config, soup, soup_members,
                               sweep, sweep_choice, sweep_table)
 from smolbook.recipe import load_post_training

@@ -23,7 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from smolbook.chat import CallError, ToolCall, parse_completion
+from smolbook.data.chat import template_kwargs
+from smolbook.data.chat_tools import TOOL_SCHEMAS, run_tool
 from smolbook.errors import SmolbookError
+from smolbook.evaluate.lighteval_run import quiet_evaluation
 from smolbook.evaluate.scoring import answer_matches
 
 STYLES = ("xml", "python")
@@ -68,8 +71,6 @@ class ToolRegistry:
 def world_tools(world: Any, key: str = "smolbook") -> ToolRegistry:
     """The three tools of the book's tool conversations as Python functions over ``world`` (the results are
     :func:`smolbook.data.chat_tools.run_tool`'s, so the model sees the tool turns it was trained on)."""
-    from smolbook.data.chat_tools import TOOL_SCHEMAS, run_tool
-
     def get_birthplace(person: str) -> str:
         """The city where a person was born."""
         return run_tool(world, ToolCall("get_birthplace", {"person": person}), key)
@@ -152,8 +153,6 @@ def generate_in_process(model: Any, tokenizer: Any, max_new_tokens: int = 64, sa
     ``temperature``/``top_p``), stopped at ``<|im_end|>``."""
     import torch
 
-    from smolbook.evaluate.lighteval_run import quiet_evaluation
-
     stop = tokenizer.convert_tokens_to_ids("<|im_end|>")
 
     def generate(messages: list[dict], template_kwargs: dict) -> str:
@@ -204,8 +203,6 @@ def agent_on_rows(generate: Generate, rows: Sequence[dict], registry: ToolRegist
     the row's first user turn, its tool style and mode; one record per row: the calls made, whether they parsed,
     whether the first call is the expected one, error turns, why the loop stopped, the final answer and whether it
     is the row's answer (exact match, after the tool results were fed back)."""
-    from smolbook.data.chat import template_kwargs
-
     out = []
     for row in rows:
         style = "python" if row["kind"].endswith("python") else "xml"

@@ -32,7 +32,7 @@ from smolbook.evaluate.chat import chat_scores, folder_teacher
 from smolbook.evaluate.longcontext import plot_report
 from smolbook.evaluate.scoring import score_completion, summarise
 from smolbook.registry import resolve_checkpoint
-from smolbook.scales import get_scale
+from smolbook.scales import Budget, get_scale
 from smolbook.teacher import SolverTeacher
 from smolbook.train import DataSpec, ModelSpec, RunSpec, sweep
 from smolbook.train.run import build_data
@@ -210,7 +210,7 @@ def task_scores(checkpoints: dict[str, str | Path], rows: Any, modes: Sequence[s
     return out
 
 
-def preference_pairs_stream(spec: Any, data: Any, budget: dict) -> Any:
+def preference_pairs_stream(spec: Any, data: Any, budget: Budget) -> Any:
     """The ``preference-pairs`` data builder, pairs in both modes: offline, the chosen answer from the solver
     (verified right) and the rejected one from a weaker source (verified wrong or ill-formed) over the prompts of
     ``options.kinds``; online, the released preference mixture streamed from the hub.
@@ -230,14 +230,14 @@ def preference_pairs_stream(spec: Any, data: Any, budget: dict) -> Any:
     # The trainer reads steps x rows pairs: make (and have TRL tokenize) only those, from more prompts for the pairs
     # verification drops (the model's right answers make no pair); the mixture is shuffled, so both modes and every
     # kind stay.
-    need = budget["steps"] * budget["rows"]
+    need = budget.steps * budget.rows_per_step
     prompts = prompts.select(range(min(len(prompts), int(opts.get("prompts_per_pair", 3)) * need)))
     if source == "model":
         rejected = folder_teacher(resolve_checkpoint(spec.output_dir, spec.model.checkpoint), "rejected",
                                   max_new_tokens=int(opts.get("max_new_tokens", 192)))
     else:
         rejected = SolverTeacher(error_rate=float(opts.get("rejected_error_rate", 1.0)), seed=spec.seed + 1)
-    pairs, _ = preference_pairs(list(prompts), SolverTeacher(seed=spec.seed), rejected)
+    pairs, _ = preference_pairs(list(prompts), SolverTeacher(seed=spec.seed), rejected, score=score_completion)
     return pairs.shuffle(seed=spec.seed).select(range(min(len(pairs), need)))
 
 

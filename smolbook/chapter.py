@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from smolbook.claims import Check, RULE, check_record, decide
 from smolbook.errors import SmolbookError
 from smolbook.quiet import quiet_libraries
 from smolbook.registry import (CHECKPOINTS_FILE, find_checkpoint, register_checkpoint, registered_checkpoints,
@@ -115,8 +116,6 @@ class Chapter:
         with a ``chance`` level), optional for a loss. The rule is printed with the first verdict of the chapter;
         every verdict prints its numbers.
         """
-        from smolbook.claims import RULE, decide
-
         v = decide(claim, baseline, recipe, baseline_name=baseline_name, recipe_name=recipe_name,
                    at_chance=at_chance, max_effect=max_effect, note=note, items=items)
         if not any(r.get("kind") == "empirical" and r.get("rule") == RULE for r in self._record["verdicts"]):
@@ -128,8 +127,6 @@ class Chapter:
     def check(self, check: "Check | str", measured: str, ok: bool, source: str = "") -> bool:
         """Record an implementation check (the code builds what the recipe describes): reported apart, never
         counted as evidence."""
-        from smolbook.claims import Check, check_record
-
         c = check if isinstance(check, Check) else Check(check, source)
         self._add_verdict(check_record(c, measured, bool(ok), self.scale.name))
         return bool(ok)

@@ -27,6 +27,8 @@ from pathlib import Path
 import yaml
 
 from smolbook.errors import SmolbookError
+from smolbook.recipe import load_recipe
+from smolbook.scales import LONG_CONTEXT_STAGES, get_scale
 
 GPUS_PER_NODE = 8
 CONFIG_DIR = Path(__file__).with_name("train") / "configs"
@@ -123,9 +125,6 @@ def placement(rows: int, max_nodes: int, procs_per_node: int, cap: int | None = 
 
 def stage_plans(scale: str, nodes: int, gpus_per_node: int) -> list[StagePlan]:
     """The training stages of a scale with the recipe's parallelism, placed on ``nodes`` x ``gpus_per_node``."""
-    from smolbook.recipe import load_recipe
-    from smolbook.scales import LONG_CONTEXT_STAGES, get_scale
-
     s = get_scale(scale)
     runs = load_recipe().runs
     plans = []
@@ -152,8 +151,6 @@ def stage_plans(scale: str, nodes: int, gpus_per_node: int) -> list[StagePlan]:
 
 def recipe_nodes(gpus_per_node: int = GPUS_PER_NODE) -> int:
     """Nodes of the recipe's largest stage (pretraining: 384 H100s = 48 nodes of 8)."""
-    from smolbook.recipe import load_recipe
-
     return max(-(-run.gpus // gpus_per_node) for run in load_recipe().runs.values())
 
 

@@ -7,22 +7,21 @@ learning rates from the recipe and their tokens from the scale's budgets. One ch
 a chain's checkpoints are registered as ``<prefix>lc-32k`` and ``<prefix>lc-64k`` of the calling chapter.
 
 :func:`save_yarn` writes the YaRN x2 variant of a checkpoint (rope_type yarn over the final training length),
-:func:`reports` runs the long-context report (:mod:`smolbook.evaluate.longcontext`) on several checkpoints and
-:func:`verdict_probe` its cheaper form on one; :func:`report_rows` is the chapter's table of reports.
+:func:`verdict_probe` is the cheaper form of the long-context report (:mod:`smolbook.evaluate.longcontext`, which
+also reads reports the way every chapter does: ``reports``, ``cloze_at``, ``loss_between``) on one checkpoint;
+:func:`report_rows` is the chapter's table of reports.
 """
 from __future__ import annotations
 
 import shutil
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoTokenizer
 
-from smolbook.errors import SmolbookError
-from smolbook.evaluate.longcontext import ClozeItems, long_context_report
+from smolbook.evaluate.longcontext import loss_between, reports
 from smolbook.model import load_with_rope
 from smolbook.recipe import load_recipe
 from smolbook.scales import LONG_CONTEXT_STAGES, get_scale
@@ -94,18 +93,6 @@ def save_yarn(checkpoint: str | Path, target: str | Path, factor: float, origina
     return target
 
 
-def reports(checkpoints: dict[str, Path], data: Any, scale: str, lengths: Sequence[int], *, n: int, seed: int = 0,
-            synthetic: bool = False, **options: Any) -> dict[str, dict[str, Any]]:
-    """The long-context report of each checkpoint (label -> report), loaded with plain transformers; ``options``
-    go to :func:`smolbook.evaluate.longcontext.long_context_report` (``control``, ``loss_length``, ...)."""
-    out = {}
-    for label, path in checkpoints.items():
-        model = AutoModelForCausalLM.from_pretrained(path).eval()
-        out[label] = long_context_report(model, data, scale, lengths, n=n, seed=seed, synthetic=synthetic, **options)
-        del model
-    return out
-
-
 def verdict_probe(checkpoint: str | Path, data: Any, scale: str, lengths: Sequence[int], *, n: int, seed: int = 0,
                   loss_length: int | None = None) -> dict[str, Any]:
     """One checkpoint's report for a verdict that compares it with others on the same prompts: cloze without the
@@ -113,36 +100,6 @@ def verdict_probe(checkpoint: str | Path, data: Any, scale: str, lengths: Sequen
     where chance lies)."""
     return reports({"x": checkpoint}, data, scale, lengths, n=n, seed=seed, control=False, loss_windows=2,
                    loss_length=loss_length)["x"]
-
-
-def cloze_at(report: dict[str, Any], lengths: Sequence[int], key: str = "accuracy") -> float:
-    """Mean of a cloze-at-a-distance column over the rows of ``lengths`` (rows the report could build)."""
-    rows = [r for r in report["cloze"] if r["length"] in set(lengths)]
-    return statistics.fmean(r[key] for r in rows) if rows else float("nan")
-
-
-def nearest_cloze_length(data: Any, scale: str) -> int:
-    """The shortest multiple (1, 2, 4, ...) of the scale's base length whose rows hold a cloze prompt (a biography,
-    filler and its question): where later chapters read long context, because chapter 08's extended model is above
-    chance there and at chance far beyond it at ``tiny`` (smoke's 64-token rows hold no prompt)."""
-    base = get_scale(scale).seq_len
-    items = ClozeItems(data, n=2)
-    for m in (1, 2, 4, 8, 16):
-        if items.prompts(m * base) is not None:
-            return m * base
-    raise SmolbookError(f"no cloze prompt fits in {16 * base} tokens at scale {scale}")
-
-
-def cloze_items(report: dict[str, Any], lengths: Sequence[int]) -> int:
-    """How many cloze prompts the report scored at ``lengths`` (the items behind :func:`cloze_at`)."""
-    return sum(int(r["n"]) for r in report["cloze"] if r["length"] in set(lengths))
-
-
-def loss_between(report: dict[str, Any], start: int, end: int) -> float:
-    """Mean next-token loss of the report's loss-by-position bins whose position lies in [start, end)."""
-    lbp = report["loss_by_position"]
-    vals = [lo for p, lo in zip(lbp["position"], lbp["loss"]) if start <= p < end]
-    return statistics.fmean(vals) if vals else float("nan")
 
 
 def report_rows(by_label: Mapping[str, dict[str, Any]], base_length: int, final_length: int) -> list[dict[str, Any]]:

@@ -29,7 +29,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import yaml
 
+from smolbook.chat.template import attach_template
 from smolbook.errors import SmolbookError
+from smolbook.quiet import quiet_libraries
+from smolbook.train.trl import trl_checkpoints
 
 CONFIG_FILE = "mergekit_config.yml"
 # What the merged folder takes from ``tokenizer_from`` besides the weights (mergekit copies the tokenizer of its
@@ -66,8 +69,6 @@ def linear_merge(weights: Mapping[str | Path, float], target: str | Path, *, tok
         warnings.simplefilter("ignore", DeprecationWarning)
         from mergekit.config import MergeConfiguration
         from mergekit.merge import MergeOptions, run_merge
-
-    from smolbook.quiet import quiet_libraries
 
     quiet_libraries()
     raw = merge_config(weights, dtype=dtype, normalize=normalize)
@@ -125,8 +126,6 @@ def _carry_tokenizer(donor: Path, target: Path) -> None:
     config (eos ``<|im_end|>`` for a chat model)."""
     from transformers import AutoTokenizer
 
-    from smolbook.chat.template import attach_template
-
     tok = AutoTokenizer.from_pretrained(donor)
     if not tok.chat_template:
         attach_template(tok)
@@ -148,8 +147,6 @@ def _check_loads(target: Path) -> None:
 def soup_members(finals: Sequence[str | Path], at_least: int = 2) -> list[Path]:
     """What a soup merges: the final checkpoints of the runs (one per seed); with fewer than ``at_least`` runs (a
     one-seed scale), the earlier checkpoints along the first run's training (TRL's ``checkpoint-N`` folders) too."""
-    from smolbook.train.trl import trl_checkpoints
-
     members = [Path(p) for p in finals]
     if len(members) < at_least and members:
         along = [p for p in trl_checkpoints(members[0].parent) if (p / "config.json").is_file()]

@@ -13,7 +13,8 @@ Offline the conversations are the teacher's think-mode traces for the training p
 (smoltalk2 Mid) streamed from the hub, through the same packing.
 
 Chapter 09 runs one such run per seed (:func:`seed_specs`) and reads each model in think mode on held-out problems
-(:func:`think_scores`: exact match, and the loss of the correct answer, :func:`answer_loss`).
+(:func:`think_scores`: exact match, and the loss of the correct answer,
+:func:`smolbook.evaluate.chat.answer_loss`).
 """
 from __future__ import annotations
 
@@ -26,15 +27,13 @@ import pandas as pd
 import torch
 from transformers import AutoConfig
 
-from smolbook.chat.template import attach_template
-from smolbook.data.chat import render_row, shared_chat_data, template_kwargs
+from smolbook.data.chat import render_row, shared_chat_data
 from smolbook.data.hub_chat import open_chat_dataset, released_source
 from smolbook.data.packing import pack_documents
-from smolbook.data.tokenizer import load_tokenizer
 from smolbook.errors import SmolbookError
-from smolbook.evaluate.chat import chat_scores
+from smolbook.evaluate.chat import answer_loss, chat_scores
 from smolbook.recipe import load_post_training
-from smolbook.scales import Scale, get_scale
+from smolbook.scales import Budget, Scale, get_scale
 from smolbook.teacher import SolverTeacher, filter_correct
 from smolbook.train.spec import DataSpec, ModelSpec, RunSpec
 
@@ -126,16 +125,16 @@ class ConversationStream:
                 "epochs": self.epochs, "seed": self.seed, "conversations": self.conversations}
 
 
-def reasoning_stream(spec: Any, data: Any, budget: dict) -> ConversationStream:
+def reasoning_stream(spec: Any, data: Any, budget: Budget) -> ConversationStream:
     """The ``reasoning-traces`` data builder: think-mode conversations of ``options.kinds`` (offline) or the released
     mixture (online) in ChatML, packed into full rows for trainer ``pretrain``, every token in the loss, position ids
     restarting at every conversation (not TRL's ``packing_strategy="wrapped"``: it packs the same way but does not
     reset positions, so packed conversations would attend to each other). One epoch = the scale's mid-training
     tokens, repeated for the recipe's epochs (the budget's steps cover them all)."""
     s = get_scale(spec.scale)
-    epochs = s.budget(spec.phase).epochs if spec.phase in s.budgets else 1
-    n_batches = budget["steps"]
-    per_epoch_tokens = -(-n_batches * budget["rows"] // epochs) * budget["seq_len"]
+    epochs = budget.epochs
+    n_batches = budget.steps
+    per_epoch_tokens = -(-n_batches * budget.rows_per_step // epochs) * budget.seq_len
     if s.offline:
         rows, _ = teacher_conversations(spec.scale, spec.seed, spec.data.options.get("kinds", REASONING_KINDS),
                                         corpus_seed=data.seed)
@@ -143,7 +142,7 @@ def reasoning_stream(spec: Any, data: Any, budget: dict) -> ConversationStream:
         rows = open_chat_dataset(released_source("mid_training"), streaming=True, seed=spec.seed)
     tok = data.tokenizer
     convs = tokenize_conversations(rows, tok, per_epoch_tokens)
-    return ConversationStream(convs, budget["seq_len"], budget["rows"], n_batches, epochs, seed=spec.seed,
+    return ConversationStream(convs, budget.seq_len, budget.rows_per_step, n_batches, epochs, seed=spec.seed,
                               pad_id=tok.pad_token_id or 0)
 
 
@@ -158,35 +157,6 @@ def mid_spec(chapter: str, name: str, source: str, scale: str, output_dir: Any, 
                    seed=seed, model=ModelSpec(checkpoint=source, max_position_embeddings=max_position_embeddings),
                    data=DataSpec(builder="reasoning-traces", options=options), evaluate=False,
                    checkpoint_every=checkpoint_every, keep_checkpoints=checkpoint_every is not None)
-
-
-def answer_loss(checkpoint: Any, rows: Any, mode: str = "think", max_rows: int | None = None) -> float:
-    """Mean next-token loss (nats) of the reference assistant turns of held-out ``rows`` written in ``mode``, the
-    conversation before them as context, through the checkpoint's chat template: how likely the model finds a
-    correct trace and answer, a measure that moves before exact match does."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    tok = load_tokenizer(checkpoint)
-    if not getattr(tok, "chat_template", None):
-        attach_template(tok)
-    tok.model_max_length = 1 << 30  # conversations may pass the nominal length: it only prints a warning
-    model = AutoModelForCausalLM.from_pretrained(str(checkpoint)).eval()
-    chosen = [r for r in rows if r["mode"] == mode][:max_rows]
-    if not chosen:
-        raise SmolbookError(f"no held-out rows in mode {mode!r} to score")
-    total, count = 0.0, 0
-    for r in chosen:
-        enc = tok.apply_chat_template(r["messages"], tokenize=True, return_dict=True,
-                                      return_assistant_tokens_mask=True, **template_kwargs(r, mode))
-        ids = torch.tensor([enc["input_ids"]])
-        mask = torch.tensor(enc["assistant_masks"][1:], dtype=torch.bool)
-        with torch.no_grad():
-            logits = model(input_ids=ids, use_cache=False).logits[0, :-1]
-        nll = torch.nn.functional.cross_entropy(logits.float(), ids[0, 1:], reduction="none")
-        total += float(nll[mask].sum())
-        count += int(mask.sum())
-    return total / max(count, 1)
 
 
 def recipe_line(scale: Scale) -> str:
@@ -214,7 +184,7 @@ def seed_specs(chapter: str, source: str, source_folder: str | Path, scale: str,
 
 def think_scores(checkpoints: Mapping[str, Any], rows: Any, max_new_tokens: int) -> list[dict[str, Any]]:
     """Each checkpoint (label -> folder) on held-out ``rows`` in think mode: the chat scores (exact match, format)
-    and, as ``answer loss``, the loss of the correct answer (:func:`answer_loss`), which moves before exact match
+    and, as ``answer loss``, the loss of the correct answer (:func:`smolbook.evaluate.chat.answer_loss`), which moves before exact match
     does: one record per checkpoint."""
     records = chat_scores(dict(checkpoints), rows, modes=("think",), max_new_tokens=max_new_tokens)
     loss = {label: answer_loss(path, rows) for label, path in checkpoints.items()}

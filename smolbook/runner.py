@@ -27,6 +27,7 @@ from typing import Any
 
 from smolbook.errors import SmolbookError
 from smolbook.fingerprint import PACKAGE_DIR, library_hash  # noqa: F401 (library_hash: re-exported)
+from smolbook.report import write_report
 from smolbook.scales import DEFAULT_SCALE, SCALE_NAMES
 
 REPO_DIR = PACKAGE_DIR.parent
@@ -331,8 +332,6 @@ def run_book(scale: str = DEFAULT_SCALE, output: str | os.PathLike | None = None
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from smolbook.report import write_report
-
     notebooks_dir = Path(args.notebooks) if args.notebooks else None
     try:
         summary = run_book(scale=args.scale, output=args.output, only=args.only, start=args.start, force=args.force,

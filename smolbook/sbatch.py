@@ -22,6 +22,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smolbook.cluster import GPUS_PER_NODE, recipe_nodes
 from smolbook.errors import SmolbookError
 from smolbook.scales import SCALE_NAMES, get_scale
 
@@ -71,8 +72,6 @@ class JobOptions:
 def default_resources(scale: str) -> tuple[int, int]:
     """``(nodes, GPUs per node)`` for a scale: the recipe's largest stage at full (48 x 8), one GPU at small, one
     CPU node otherwise."""
-    from smolbook.cluster import GPUS_PER_NODE, recipe_nodes
-
     s = get_scale(scale)
     if s.name == "full":
         return recipe_nodes(GPUS_PER_NODE), GPUS_PER_NODE

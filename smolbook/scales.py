@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from smolbook.errors import SmolbookError
+from smolbook.recipe import load_post_training, load_recipe
 from smolbook.validation import validate
 
 SCALES_FILE = Path(__file__).with_name("scales.yaml")
@@ -54,11 +55,14 @@ class ModelShape:
 
 @dataclass(frozen=True)
 class Budget:
-    """One training phase after pretraining at one scale: its tokens, rows, learning rate and schedule.
+    """How much one training run or phase trains: its steps, rows and row length, learning rate and schedule. The one
+    budget type of the book: the scales table's budget of a phase (:meth:`Scale.budget`) and the budget a run spec
+    resolves to (:func:`smolbook.train.run.budget_of`: the spec's own values over the scale's) are both one.
 
-    ``tokens`` is per epoch; ``rows_per_step`` x ``seq_len`` keeps the tokens per step of pretraining, as the
-    recipe does for its long-context stages; ``learning_rate`` is the scale's pretraining rate times the
-    recipe's ratio where the recipe gives one (long context: 2e-5 / 2e-4), else the scale's ``lr_ratio``.
+    ``tokens`` is per epoch (``steps`` cover all ``epochs``); ``rows_per_step`` x ``seq_len`` keeps the tokens per step
+    of pretraining, as the recipe does for its long-context stages; ``learning_rate`` is the scale's pretraining rate
+    times the recipe's ratio where the recipe gives one (long context: 2e-5 / 2e-4), else the scale's ``lr_ratio``.
+    ``decay_fraction`` is the share of steps in a WSD decay (``None``: the recipe's).
     """
 
     phase: str
@@ -70,10 +74,8 @@ class Budget:
     warmup_steps: int
     schedule: str
     lr_source: str
-
-    @property
-    def steps(self) -> int:
-        return max(1, self.epochs * self.tokens // (self.rows_per_step * self.seq_len))
+    steps: int
+    decay_fraction: float | None = None
 
 
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
@@ -207,8 +209,6 @@ class Scale:
     def lr_decay_fraction(self) -> float:
         """Share of the pretraining steps in the learning-rate decay: exactly the decay stage's steps, since the
         configs start the decay with that stage (``lr_decay_starting_step`` = its first step)."""
-        from smolbook.recipe import load_recipe
-
         a, b = self.stage_step_boundaries()[load_recipe().lr_decay_stage()]
         return (b - a) / self.pretrain_steps
 
@@ -221,8 +221,6 @@ class Scale:
 
 def pretraining_shares() -> dict[str, float]:
     """Each pretraining stage's share of the steps, from the recipe (0.731 / 0.158 / 0.111)."""
-    from smolbook.recipe import load_recipe
-
     return load_recipe().pretraining_step_shares()
 
 
@@ -247,8 +245,6 @@ def _fail(scale: str, msg: str) -> ScaleError:
 
 def _model_shape(name: str, entry: ModelEntry | str) -> ModelShape:
     """A scale's model: ``recipe`` (the released 3B) or its sizes, with the recipe's shape for the rest."""
-    from smolbook.recipe import load_recipe
-
     r = load_recipe()
     a = r.architecture
     size = {k: getattr(a if entry == "recipe" else entry, k) for k in MODEL_SIZE_FIELDS}
@@ -263,8 +259,6 @@ def _budgets(name: str, entries: dict[str, BudgetEntry], scale_kw: dict, long_co
              ) -> dict[str, Budget]:
     """Each phase's budget: tokens (and for post-training phases seq_len and lr_ratio) from the table; epochs,
     schedule, warm-up share and long-context learning rates from the recipe."""
-    from smolbook.recipe import load_post_training, load_recipe
-
     r, pt = load_recipe(), load_post_training()
     tokens_per_step = scale_kw["global_batch_size"] * scale_kw["seq_len"]
     base_lr = scale_kw["learning_rate"]
@@ -301,13 +295,11 @@ def _budgets(name: str, entries: dict[str, BudgetEntry], scale_kw: dict, long_co
         steps = max(1, epochs * tokens // (rows * seq))
         out[phase] = Budget(phase=phase, tokens=int(tokens), epochs=int(epochs), seq_len=int(seq), rows_per_step=rows,
                             learning_rate=lr, warmup_steps=min(steps - 1, round(warm_share * steps)) if steps > 1 else 0,
-                            schedule=schedule, lr_source=lr_source)
+                            schedule=schedule, lr_source=lr_source, steps=steps)
     return out
 
 
 def _build(name: str, raw: Any) -> Scale:
-    from smolbook.recipe import load_recipe
-
     entry = validate(ScaleEntry, raw, f"scales table {SCALES_FILE.name}, scale '{name}'", ScaleError)
     r = load_recipe()
     pre = r.runs["pretraining"]
@@ -375,8 +367,6 @@ def departures(scale: str | Scale) -> list[dict[str, Any]]:
     """Where a scale departs from the recipe's proportions, computed: each phase's tokens (times epochs) as a share
     of pretraining, in the recipe and at this scale. At tiny the recipe's 50B of 11T tokens would be two steps, so
     the long-context and post-training phases get a larger share; this table says by how much."""
-    from smolbook.recipe import load_post_training, load_recipe
-
     s = get_scale(scale)
     r, pt = load_recipe(), load_post_training()
     pre_tokens = r.runs["pretraining"].tokens

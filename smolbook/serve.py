@@ -29,6 +29,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from smolbook.chat import parse_completion
 from smolbook.errors import SmolbookError
+from smolbook.evaluate.lighteval_full import model_card
 
 MODES = ("think", "no_think")
 
@@ -223,7 +224,5 @@ def compare_answers(served: Mapping[str, str], local: Mapping[str, str]) -> list
 
 def released_serving_commands() -> dict[str, str]:
     """How the model card serves the released model: vLLM and SGLang commands (``model_card.yaml``)."""
-    from smolbook.evaluate.lighteval_full import model_card
-
     card = model_card()["serving"]
     return {"vllm": card["vllm"], "sglang": card["sglang"]}

@@ -24,10 +24,9 @@ from smolbook.data.chat import KINDS, prompt_messages, render_row, shared_chat_d
 from smolbook.data.conversations import MODES
 from smolbook.data.hub_chat import open_chat_dataset, released_source
 from smolbook.errors import SmolbookError
-from smolbook.evaluate.chat import chat_scores, items_in
-from smolbook.midtraining import answer_loss
+from smolbook.evaluate.chat import answer_loss, chat_scores, items_in
 from smolbook.recipe import load_post_training
-from smolbook.scales import Scale, get_scale
+from smolbook.scales import Budget, Scale, get_scale
 from smolbook.teacher import filter_correct
 from smolbook.train.run import build_data
 from smolbook.train.spec import BudgetSpec, DataSpec, ModelSpec, RunSpec
@@ -112,7 +111,7 @@ def epoch_subset(rows: Any, tokens: int, n_tokens: Callable[[dict], int], min_ro
     return rows.select(range(n))
 
 
-def conversations_stream(spec: Any, data: Any, budget: dict) -> Any:
+def conversations_stream(spec: Any, data: Any, budget: Budget) -> Any:
     """The ``conversations`` data builder, the dual-mode SFT mixture: offline, the generated conversations of
     ``options.kinds`` (every kind by default) with think-mode conversations kept at ``options.think_ratio`` of the
     no_think tokens (the recipe's 0.8B : 1B); online, the released SFT mixture streamed from the hub."""
@@ -127,14 +126,9 @@ def conversations_stream(spec: Any, data: Any, budget: dict) -> Any:
     n_tokens = lambda row: len(data.tokenizer(render_row(row, data.tokenizer), verbose=False)["input_ids"])  # noqa: E731
     # One epoch is the scale's SFT tokens; TRL repeats it for the recipe's epochs within the run's steps. Rows are
     # counted on a prefix of four epochs' size (the mixture is shuffled) rather than over the whole mixture.
-    epoch = budget["steps"] * budget["rows"] * budget["seq_len"] // _epochs(spec)
+    epoch = budget.tokens
     mix = epoch_subset(mix, 4 * epoch, n_tokens, min_rows=16)
     return epoch_subset(balance_modes(mix, ratio, n_tokens), epoch, n_tokens)
-
-
-def _epochs(spec: Any) -> int:
-    s = get_scale(spec.scale)
-    return max(1, s.budget(spec.phase).epochs) if spec.phase in s.budgets else 1
 
 
 def balance_modes(rows: Any, think_ratio: float, n_tokens: Callable[[dict], int]) -> Any:

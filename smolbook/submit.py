@@ -13,7 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from smolbook.cluster import Allocation, format_plan, srun_command, stage_plans
 from smolbook.errors import SmolbookError
+from smolbook.runner import check_params, default_notebooks_dir, discover, parse_params, select
 from smolbook.sbatch import DEFAULT_SIGNAL_SECONDS, JobOptions, default_resources, render_job
 from smolbook.scales import SCALE_NAMES
 
@@ -34,8 +36,6 @@ def book_command(opts: JobOptions, only: str | None, start: str | None, seed: in
 
 def launch_lines(opts: JobOptions) -> list[str]:
     """The ``srun``/``torchrun`` line each recipe stage's training cell runs inside the job (for ``--dry-run``)."""
-    from smolbook.cluster import Allocation, srun_command, stage_plans
-
     alloc = Allocation(job_id="$SLURM_JOB_ID", nodes=opts.nodes, gpus_per_node=opts.gpus_per_node, head="$HEAD")
     lines = []
     for p in stage_plans(opts.scale, opts.nodes, max(1, opts.gpus_per_node)):
@@ -50,9 +50,6 @@ def submit(opts: JobOptions, only: str | None = None, start: str | None = None, 
     """Write the book's sbatch script into ``OUTPUT/slurm/`` and submit it (``dry_run``: print, do not submit).
 
     Returns the script and the job id (``None`` on a dry run)."""
-    from smolbook.cluster import format_plan, stage_plans
-    from smolbook.runner import check_params, default_notebooks_dir, discover, parse_params, select
-
     opts.check()
     notebooks = default_notebooks_dir()
     chosen = select(discover(notebooks), only, start)  # bad --only/--from fail here, not in the queue

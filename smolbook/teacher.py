@@ -22,6 +22,7 @@ from typing import Any, Protocol, Sequence
 from smolbook.chat import ToolCall, render_python_call, render_xml_call
 from smolbook.data.chat import chat_dataset, prompt_messages, template_kwargs
 from smolbook.data.conversations import MODES
+from smolbook.data.tokenizer import load_tokenizer
 from smolbook.errors import SmolbookError
 from smolbook.evaluate.scoring import score_completion
 
@@ -115,7 +116,6 @@ class ModelTeacher:
         if self.tokenizer is None:
             if not isinstance(self.model, (str, Path)):
                 raise SmolbookError("ModelTeacher needs a tokenizer when given a loaded model")
-            from smolbook.data.tokenizer import load_tokenizer
             self.tokenizer = load_tokenizer(self.model)
         if not getattr(self.tokenizer, "chat_template", None):
             raise SmolbookError("the teacher's tokenizer has no chat template; attach one with smolbook.chat.attach_template")

@@ -30,8 +30,11 @@ import numpy as np
 
 from smolbook.data.chat import KINDS, build_chat_data, render_row
 from smolbook.data.corpus import DOMAINS, EVAL_TASKS, GENERATOR_VERSION, Corpus, generate_corpus
-from smolbook.data.mixture import TokenDocs
-from smolbook.data.tokenizer import load_tokenizer, train_bpe
+from smolbook.data.mixture import PRETRAINING_STAGES, TokenDocs
+from smolbook.data.sources import HubUnreachable, SourceSpec, _hub_error, as_text, open_hub_dataset, stand_in
+from smolbook.data.tokenizer import load_book_tokenizer, load_tokenizer, train_bpe
+from smolbook.errors import SmolbookError
+from smolbook.recipe import load_recipe
 from smolbook.scales import Scale, get_scale
 
 TOKENIZER_VERSION = 2  # 2: trained on the corpus and a sample of the rendered SFT conversations
@@ -234,8 +237,6 @@ def _prepare_online(scale: Scale, root: Path, seed: int) -> PreparedData:
     validation loss and the long-context probe read them), evaluation prompts still generated offline."""
     import datasets
 
-    from smolbook.data.tokenizer import load_book_tokenizer
-
     tok = load_book_tokenizer(scale.tokenizer)  # the released SmolLM3 tokenizer, chat markers checked
     tok.save_pretrained(root / "tokenizer")  # a local copy: tokenizer_dir is a folder at every scale
     data = PreparedData(scale, seed, root, tok, root / "tokenizer")
@@ -260,10 +261,6 @@ def heldout_specs() -> dict[str, list[Any]]:
     weigh most first (the validation loss then measures what training mostly reads). The first that can be
     streamed as text is used; the next ones stand by for datasets whose hub rows hold no text (the Stack v2
     and Stack-Edu rows hold Software Heritage blob ids)."""
-    from smolbook.data.mixture import PRETRAINING_STAGES
-    from smolbook.data.sources import SourceSpec, stand_in
-    from smolbook.recipe import load_recipe
-
     recipe, best = load_recipe(), {}
     for stage in PRETRAINING_STAGES:
         st = recipe.stage(stage)
@@ -281,9 +278,6 @@ def _heldout_stream(spec: Any) -> tuple[Any, str]:
     first, so it reaches the last one only after a whole epoch of the dataset, which the small scale never
     completes on these large datasets (and the full scale only on the few it repeats). A one-file dataset has
     no such shard: its held-out documents would be the first ones trained on, so that is an error."""
-    from smolbook.data.sources import open_hub_dataset
-    from smolbook.errors import SmolbookError
-
     ds = open_hub_dataset(spec)
     n = ds.num_shards
     if n < 2:
@@ -295,9 +289,6 @@ def _heldout_stream(spec: Any) -> tuple[Any, str]:
 def _heldout_texts(candidates: list[Any], tok: Any) -> tuple[list[str], dict]:
     """The held-out texts of one domain from its first usable candidate, and what was read (or why none was).
     An unreachable hub stops here: another dataset would not help."""
-    from smolbook.data.sources import HubUnreachable, _hub_error, as_text
-    from smolbook.errors import SmolbookError
-
     reasons = []
     for spec in candidates:
         try:

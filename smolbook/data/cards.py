@@ -10,7 +10,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from smolbook.data.chat import KINDS, build_chat_data, chat_sizes
+from smolbook.data.hub_chat import chat_source
 from smolbook.data.sources import stand_in
+from smolbook.errors import SmolbookError
+from smolbook.recipe import load_recipe
+from smolbook.recipe.post_training import load_post_training
+from smolbook.scales import SCALE_NAMES
 
 # (name pattern, what it holds, licence). First match wins; licences as stated on the hub pages,
 # "see the dataset page" where the card could not be checked offline.
@@ -163,8 +169,6 @@ def render_overview(recipe) -> str:
 
 def write_cards(out_dir: str | Path = "data_cards", recipe=None) -> list[Path]:
     """Write one card per recipe dataset and ``README.md`` into ``out_dir``; return the paths written."""
-    from smolbook.recipe import load_recipe
-
     recipe = recipe or load_recipe()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -187,8 +191,6 @@ def parse_card_weights(text: str) -> dict[str, float]:
 
 def card_table(recipe=None) -> list[dict]:
     """Rows for the notebook's overview: name, category, hub id, subset, licence, weight per stage."""
-    from smolbook.recipe import load_recipe
-
     recipe = recipe or load_recipe()
     out = []
     for name, e in recipe.all_datasets().items():
@@ -236,9 +238,6 @@ POST_TRAINING_STAND_IN = {
 
 def _reader_rows(name: str) -> list[str]:
     """How smolbook.data.hub_chat reads the dataset (or why it does not)."""
-    from smolbook.data.hub_chat import chat_source
-    from smolbook.errors import SmolbookError
-
     try:
         src = chat_source(name)
     except SmolbookError as e:  # a model, not a dataset: the card says so
@@ -278,8 +277,6 @@ def _stand_in_link(section: str) -> str:
 
 def render_post_training_overview(post=None) -> str:
     """``post_training/README.md``: one row per post-training dataset."""
-    from smolbook.recipe.post_training import load_post_training
-
     post = post or load_post_training()
     rows = [f"| {s} | [{d.name}]({card_filename(d.name)}) | {d.hub_id} | {d.subset or '—'} | "
             f"{POST_TRAINING_INFO.get(d.name, UNKNOWN)[1]} | {d.role} |" for s, d in post.datasets()]
@@ -293,8 +290,6 @@ def render_post_training_overview(post=None) -> str:
 
 def write_post_training_cards(out_dir: str | Path = "data_cards", post=None) -> list[Path]:
     """Write one card per post-training dataset and a README into ``out_dir/post_training``."""
-    from smolbook.recipe.post_training import load_post_training
-
     post = post or load_post_training()
     out = Path(out_dir) / POST_TRAINING_DIR
     out.mkdir(parents=True, exist_ok=True)
@@ -339,9 +334,6 @@ def render_chat_card(kind: str, example: dict) -> str:
     """The Markdown card of one offline conversation kind; ``example`` is one of its rows."""
     import json
 
-    from smolbook.data.chat import chat_sizes
-    from smolbook.scales import SCALE_NAMES
-
     what, heldout = CHAT_KIND_INFO.get(kind, UNKNOWN)
     sizes = [f"| {s} | {chat_sizes(s).train_per_kind} | {chat_sizes(s).heldout_per_kind} |" for s in SCALE_NAMES]
     shown = {k: example[k] for k in ("messages", "chat_template_kwargs", "mode", "answer", "entities")}
@@ -358,8 +350,6 @@ def render_chat_card(kind: str, example: dict) -> str:
 
 def write_chat_cards(out_dir: str | Path = "data_cards") -> list[Path]:
     """Write one card per offline conversation kind and a README into ``out_dir/offline_chat``."""
-    from smolbook.data.chat import KINDS, build_chat_data
-
     chat = build_chat_data("smoke", seed=0)
     out = Path(out_dir) / CHAT_DIR
     out.mkdir(parents=True, exist_ok=True)
@@ -375,8 +365,6 @@ def write_chat_cards(out_dir: str | Path = "data_cards") -> list[Path]:
 
 def render_chat_overview() -> str:
     """``offline_chat/README.md``: one row per kind, with the smoke and tiny sizes."""
-    from smolbook.data.chat import KINDS, chat_sizes
-
     smoke, tiny = chat_sizes("smoke"), chat_sizes("tiny")
     rows = [f"| [{k}]({card_filename(k)}) | {CHAT_KIND_INFO[k][1]} | {smoke.train_per_kind} / {smoke.heldout_per_kind}"
             f" | {tiny.train_per_kind} / {tiny.heldout_per_kind} |" for k in KINDS]

@@ -20,7 +20,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from smolbook.chat import check_messages, parse_completion, parse_tool_calls
+from smolbook.chat import check_messages, parse_completion, parse_tool_calls, render
 from smolbook.data import conversations, programs, problems
 from smolbook.data.conversations import KINDS, MODES, Sides, heldout_cities, program_source, realise
 from smolbook.data.corpus import Corpus, generate_corpus
@@ -197,8 +197,6 @@ def template_kwargs(row: dict, mode: str | None = None) -> dict:
 
 def render_row(row: dict, tokenizer: Any = None, add_generation_prompt: bool = False) -> str:
     """A row's conversation as the chat template writes it, with the row's own keywords."""
-    from smolbook.chat import render
-
     kwargs = template_kwargs(row)
     date = kwargs.pop("current_date", None)
     return render(row["messages"], date=date, tokenizer=tokenizer, add_generation_prompt=add_generation_prompt, **kwargs)

@@ -4,10 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from smolbook.data.build import prepare
+from smolbook.data.cards import write_cards
+
 
 def _prepare(args: argparse.Namespace) -> int:
-    from smolbook.data.build import prepare
-
     data = prepare(args.scale, args.output_dir, seed=args.seed)
     print(json.dumps({"root": str(data.root), "from_cache": data.from_cache, "sizes": data.sizes(),
                       "seconds": data.manifest.get("seconds")}, indent=2))
@@ -15,8 +16,6 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _cards(args: argparse.Namespace) -> int:
-    from smolbook.data.cards import write_cards
-
     paths = write_cards(args.out)
     print(f"wrote {len(paths)} files to {args.out}")
     return 0

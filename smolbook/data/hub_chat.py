@@ -29,7 +29,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from smolbook.chat import check_messages
+from smolbook.data.chat import template_kwargs
+from smolbook.data.conversations import CURRENT_DATE
+from smolbook.data.sources import HubUnreachable, offline_scales
 from smolbook.errors import SmolbookError
+from smolbook.recipe.post_training import load_post_training
 
 FORMATS = ("sharegpt", "nemotron", "messages", "preference")
 MODES = ("think", "no_think")
@@ -94,8 +99,6 @@ _NOT_DATASETS = {"teacher-traces": "a teacher model, not a dataset: its traces a
 
 def chat_source(dataset: Any) -> ChatSource:
     """The :class:`ChatSource` of a recipe post-training dataset (a ``PostDataset`` or its name)."""
-    from smolbook.recipe.post_training import load_post_training
-
     name = dataset if isinstance(dataset, str) else dataset.name
     known = {d.name: d for _, d in load_post_training().datasets()}
     if name in _NOT_DATASETS:
@@ -108,8 +111,6 @@ def chat_source(dataset: Any) -> ChatSource:
 
 def chat_sources(section: str | None = None) -> list[ChatSource]:
     """Every readable post-training dataset of the recipe (of one section: mid_training, sft, apo)."""
-    from smolbook.recipe.post_training import load_post_training
-
     return [chat_source(d) for s, d in load_post_training().datasets()
             if (section is None or s == section) and d.name not in _NOT_DATASETS]
 
@@ -117,8 +118,6 @@ def chat_sources(section: str | None = None) -> list[ChatSource]:
 def released_source(section: str) -> ChatSource:
     """The section's data as the SmolLM3 team released it (the recipe's ``hub_id_source: released`` entry:
     smoltalk2 Mid / SFT / Preference): what a small/full run of mid_training, sft or apo reads by default."""
-    from smolbook.recipe.post_training import load_post_training
-
     found = [d for d in load_post_training().section(section).datasets if d.hub_id_source == "released"]
     if not found:
         raise SmolbookError(f"post-training section '{section}' has no released dataset: use chat_sources('{section}')")
@@ -155,8 +154,6 @@ def _copy(messages: list) -> list:
 
 def _check_turns(messages: list[dict]) -> list[dict]:
     """Roles and content checked with the chat module's own rules, plus what a training row needs."""
-    from smolbook.chat import check_messages
-
     first = messages[0] if messages and isinstance(messages[0], dict) else {}
     if first.get("role") == "system" and isinstance(first.get("content"), str) and not first["content"].strip():
         messages = messages[1:]  # an empty system prompt says nothing: the template writes its default one
@@ -198,8 +195,6 @@ def _settle_mode(answers: list[dict], declared: str | None, flag: str | None) ->
 
 def _kwargs(row: dict, mode: str) -> dict:
     """Fixed keys (Arrow needs one schema): the mode, the row's tools, the book's fixed date."""
-    from smolbook.data.conversations import CURRENT_DATE
-
     given = row.get("chat_template_kwargs") or {}
     return {"enable_thinking": mode == "think", "current_date": CURRENT_DATE,
             **{k: (list(given[k]) if given.get(k) else None) for k in TEMPLATE_KWARGS}}
@@ -319,8 +314,6 @@ def convert_row(source: ChatSource, row: dict, index: int, split: str | None = N
 
 def _hub_failure(source: ChatSource, e: BaseException) -> SmolbookError:
     """The hub is unreachable (or the repo/config is wrong): the same message pretraining gives."""
-    from smolbook.data.sources import HubUnreachable, offline_scales
-
     reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:240]
     return HubUnreachable(
         f"cannot stream {source.describe()} from the Hugging Face hub: {type(e).__name__}: {reason}. The small and "
@@ -406,6 +399,4 @@ def iter_chat_rows(source: ChatSource, limit: int | None = None, **kwargs: Any) 
 def chat_text(row: dict, tokenizer: Any) -> str:
     """A converted conversation rendered with the tokenizer's chat template in its mode (mid-training's
     ChatML text)."""
-    from smolbook.data.chat import template_kwargs
-
     return tokenizer.apply_chat_template(row["messages"], tokenize=False, **template_kwargs(row, row["mode"]))

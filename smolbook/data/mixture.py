@@ -19,6 +19,7 @@ import torch
 from smolbook.data.packing import pack_documents, positions_for
 from smolbook.data.sources import HubTokenSource, SourceSpec, stand_in
 from smolbook.errors import SmolbookError
+from smolbook.recipe import load_recipe
 from smolbook.scales import pretraining_shares, split_steps
 
 PRETRAINING_STAGES = ("stable", "stable-2", "decay")
@@ -121,8 +122,6 @@ class Mixture:
 
 def recipe_mixture(stage: str) -> list[SourceSpec]:
     """The stage's datasets and weights from the recipe (``smolbook.recipe``)."""
-    from smolbook.recipe import load_recipe
-
     return [SourceSpec.from_entry(e) for e in load_recipe().stage(stage).datasets]
 
 

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from smolbook.data.corpus import DOMAINS
-from smolbook.data.packing import block_causal_mask, segment_ids
+from smolbook.data.packing import block_causal_mask, pack_documents, segment_ids
 
 CATEGORY_COLOURS = {"web": "#4C72B0", "multilingual-web": "#55A868", "code": "#C44E52", "math": "#8172B2",
                     "reasoning": "#CCB974"}
@@ -101,8 +101,6 @@ def logits_match_alone(vocab_size: int, attn_implementation: str, seed: int = 0)
     intra-document masking on and off, in a small real SmolLM3ForCausalLM (eval, fp32)."""
     import torch
     from transformers import SmolLM3Config, SmolLM3ForCausalLM
-
-    from smolbook.data.packing import pack_documents
 
     torch.manual_seed(seed)
     cfg = SmolLM3Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1,

@@ -13,12 +13,17 @@ Rows are in TRL's conversational preference format, ready for ``DPOTrainer``::
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
+
+import datasets
 
 from smolbook.data.chat import prompt_messages, template_kwargs
 from smolbook.data.conversations import MODES
 from smolbook.errors import SmolbookError
+
+Scorer = Callable[[dict, str, str], dict]  # (row, completion, mode) -> {"correct": ..., "format_ok": ..., ...}
 
 
 @dataclass
@@ -37,16 +42,14 @@ class PreferenceReport:
                 "inverted": self.inverted, "by_mode": dict(self.by_mode)}
 
 
-def preference_pairs(prompts: Sequence[dict], chosen: Any, rejected: Any,
+def preference_pairs(prompts: Sequence[dict], chosen: Any, rejected: Any, score: Scorer,
                      modes: Sequence[str] = MODES) -> tuple[Any, PreferenceReport]:
-    """Pairs from two teachers (``chosen`` the stronger, ``rejected`` the weaker) over ``prompts`` in each mode.
+    """Pairs from two teachers (``chosen`` the stronger, ``rejected`` the weaker) over ``prompts`` in each mode, kept
+    where ``score`` (``smolbook.evaluate.score_completion``: the evaluation layer's, passed in so that the data layer
+    imports nothing above it) finds the chosen answer right and well-formed and the rejected one wrong.
 
     Returns a ``datasets.Dataset`` in TRL's preference format and the :class:`PreferenceReport`.
     """
-    import datasets
-
-    from smolbook.evaluate.scoring import score_completion
-
     rows, report = [], PreferenceReport()
     prompts = [dict(p) for p in prompts]
     for mode in modes:
@@ -58,9 +61,9 @@ def preference_pairs(prompts: Sequence[dict], chosen: Any, rejected: Any,
         kept_here = 0
         for row, g, b in zip(subset, good, bad):
             report.total += 1
-            g_score = score_completion(row, g, mode)
+            g_score = score(row, g, mode)
             g_ok = g_score["correct"] and g_score["format_ok"]
-            b_ok = score_completion(row, b, mode)["correct"]
+            b_ok = score(row, b, mode)["correct"]
             if g_ok and not b_ok:
                 kept_here += 1
                 rows.append({"prompt": prompt_messages(row), "chosen": [{"role": "assistant", "content": g}],

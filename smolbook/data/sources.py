@@ -16,6 +16,7 @@ from typing import Any, Iterator, Protocol
 import numpy as np
 
 from smolbook.errors import SmolbookError
+from smolbook.scales import load_scales
 
 # The recipe's categories and the offline domain standing in for each (one domain per category).
 OFFLINE_STAND_IN = {
@@ -29,8 +30,6 @@ OFFLINE_STAND_IN = {
 
 def offline_scales() -> list[str]:
     """The scales that need no hub (from the scales table)."""
-    from smolbook.scales import load_scales
-
     return [name for name, sc in load_scales().items() if sc.offline]
 
 

@@ -22,8 +22,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from smolbook.errors import SmolbookError
+from smolbook.chat import attach_template
 from smolbook.chat.template import CHAT_SPECIAL_TOKENS, CHAT_TAG_TOKENS
+from smolbook.data.sources import offline_scales
+from smolbook.errors import SmolbookError
 
 BOS, EOS, PAD = "<|begin_of_text|>", "<|end_of_text|>", "<|finetune_right_pad_id|>"
 SMOLLM3_TOKENIZER = "HuggingFaceTB/SmolLM3-3B"  # the released tokenizer the hub scales use (scales.yaml)
@@ -46,8 +48,6 @@ def train_bpe(texts: Iterable[str], vocab_size: int, out_dir: str | Path, model_
     """
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
-
-    from smolbook.chat import attach_template
 
     if vocab_size < 256 + len(ALL_RESERVED) + 1:
         raise SmolbookError(f"vocab_size {vocab_size} is too small for a byte-level BPE: it needs at least "
@@ -82,9 +82,6 @@ def load_tokenizer(path_or_id: str | Path):
     The book's own tokenizer goes through :func:`load_book_tokenizer`."""
     from transformers import AutoTokenizer
 
-    from smolbook.chat import attach_template
-    from smolbook.data.sources import offline_scales
-
     try:
         tok = AutoTokenizer.from_pretrained(str(path_or_id))
     except Exception as e:  # hub/network/gated errors come in many types; the user needs one message
@@ -107,8 +104,6 @@ def load_book_tokenizer(path_or_id: str | Path):
     ``<|im_end|>``; pretraining ends documents with ``<|end_of_text|>``, id 128001 in the recipe's configs),
     the book's chat template replaces the shipped one (same bytes plus generation markers), and every chat
     marker is checked to be one token (:func:`check_chat_tokens`)."""
-    from smolbook.chat import attach_template
-
     tok = load_tokenizer(path_or_id)
     _book_roles(tok)
     attach_template(tok)

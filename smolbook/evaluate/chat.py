@@ -17,6 +17,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from smolbook.chat.template import attach_template
+from smolbook.data.chat import template_kwargs
 from smolbook.data.conversations import MODES
 from smolbook.data.tokenizer import load_tokenizer
 from smolbook.errors import SmolbookError
@@ -138,3 +139,29 @@ def plot_learning_curve(records: Sequence[dict], axes: Sequence[Any], kinds: Seq
 def items_in(rows: Sequence[dict], mode: str, kinds: Sequence[str] | None = None) -> int:
     """How many of ``rows`` an evaluation in ``mode`` scores (of ``kinds``, default all): a verdict's item count."""
     return sum(r["mode"] == mode and (kinds is None or r["kind"] in kinds) for r in rows)
+
+
+def answer_loss(checkpoint: Any, rows: Any, mode: str = "think", max_rows: int | None = None) -> float:
+    """Mean next-token loss (nats) of the reference assistant turns of held-out ``rows`` written in ``mode``, the
+    conversation before them as context, through the checkpoint's chat template: how likely the model finds a
+    correct trace and answer, a measure that moves before exact match does."""
+    tok = load_tokenizer(checkpoint)
+    if not getattr(tok, "chat_template", None):
+        attach_template(tok)
+    tok.model_max_length = 1 << 30  # conversations may pass the nominal length: it only prints a warning
+    model = AutoModelForCausalLM.from_pretrained(str(checkpoint)).eval()
+    chosen = [r for r in rows if r["mode"] == mode][:max_rows]
+    if not chosen:
+        raise SmolbookError(f"no held-out rows in mode {mode!r} to score")
+    total, count = 0.0, 0
+    for r in chosen:
+        enc = tok.apply_chat_template(r["messages"], tokenize=True, return_dict=True,
+                                      return_assistant_tokens_mask=True, **template_kwargs(r, mode))
+        ids = torch.tensor([enc["input_ids"]])
+        mask = torch.tensor(enc["assistant_masks"][1:], dtype=torch.bool)
+        with torch.no_grad():
+            logits = model(input_ids=ids, use_cache=False).logits[0, :-1]
+        nll = torch.nn.functional.cross_entropy(logits.float(), ids[0, 1:], reduction="none")
+        total += float(nll[mask].sum())
+        count += int(mask.sum())
+    return total / max(count, 1)

@@ -22,6 +22,8 @@ from typing import Any, Callable
 
 import torch
 
+from smolbook.data import DOMAINS
+from smolbook.data.mixture import validation_batches
 from smolbook.errors import SmolbookError
 from smolbook.scales import Scale, get_scale
 
@@ -159,9 +161,6 @@ def heldout_evaluator(data: Any, scale: str | Scale, max_examples: int | None = 
     and ``max_valid_rows`` packed rows of held-out documents per domain (default 32), the same rows at every
     evaluation (packed once, here, by ``smolbook.data.validation_batches``).
     """
-    from smolbook.data import DOMAINS
-    from smolbook.data.mixture import validation_batches
-
     s = get_scale(scale)
     n_ex = min(s.eval_examples_per_task, 48) if max_examples is None else max_examples
     n_rows = 32 if max_valid_rows is None else max_valid_rows

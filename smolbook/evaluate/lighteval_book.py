@@ -18,8 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from smolbook.data import prepare
 from smolbook.data.chat import KINDS
 from smolbook.errors import SmolbookError
+from smolbook.evaluate.lighteval_full import card_rows, model_card
+from smolbook.evaluate.lighteval_run import evaluate_checkpoint, quiet_evaluation
+from smolbook.evaluate.longcontext import cloze_at, reports
 from smolbook.registry import registered_checkpoints
 from smolbook.scales import Scale, get_scale
 
@@ -107,8 +111,6 @@ def chat_trained(path: str | os.PathLike) -> bool:
 
 def long_context_score(path: str | os.PathLike, data: Any, scale: str | Scale, sizes: EvalSizes, seed: int = 0) -> float:
     """Cloze accuracy with the fact far back in the context, averaged over ``sizes.lc_lengths`` (chance 0.25)."""
-    from smolbook.extension import cloze_at, reports
-
     rep = reports({"x": Path(path)}, data, get_scale(scale).name, list(sizes.lc_lengths), n=sizes.lc_items, seed=seed,
                   control=False, loss_windows=1, loss_length=max(sizes.lc_lengths))["x"]
     return cloze_at(rep, sizes.lc_lengths)
@@ -137,9 +139,6 @@ def evaluate_registered(output_dir: str | os.PathLike, scale: str | Scale, seed:
     import time
 
     from tqdm.auto import tqdm
-
-    from smolbook.data import prepare
-    from smolbook.evaluate.lighteval_run import evaluate_checkpoint, quiet_evaluation
 
     s = get_scale(scale)
     sizes = sizes or eval_sizes(s)
@@ -174,7 +173,7 @@ def evaluate_registered(output_dir: str | os.PathLike, scale: str | Scale, seed:
 
 def score_columns(rows: Sequence[dict]) -> list[str]:
     """The one-number-per-task columns of the table (each suite task's main score, and long context)."""
-    from smolbook.evaluate.lighteval_tasks import MAIN_METRIC
+    from smolbook.evaluate.lighteval_tasks import MAIN_METRIC  # lazy: it imports lighteval (seconds)
 
     return [t for t in MAIN_METRIC if any(r.get(t) is not None for r in rows)] + [CHAT, LONG_CONTEXT]
 
@@ -296,8 +295,6 @@ def paired(a: Sequence[float], b: Sequence[float]) -> tuple[list[float] | float,
 def card_beside(rows_by_label: dict[str, dict], labels: Sequence[str]) -> list[dict[str, Any]]:
     """The model card's rows that have a book analogue, the card's SmolLM3 score beside each of ``labels``' score
     on the analogue (shown as reference at CPU scales: a tiny model on generated data is no 3B on real benchmarks)."""
-    from smolbook.evaluate.lighteval_full import card_rows, model_card
-
     out = []
     for a in model_card()["book_analogues"]:
         card = next(r for r in card_rows(a["table"]) if r["metric"] == a["metric"])

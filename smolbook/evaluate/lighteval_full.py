@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from smolbook.errors import SmolbookError
+from smolbook.recipe.post_training import load_post_training
 
 MODEL_CARD_FILE = Path(__file__).with_name("model_card.yaml")
 # lighteval 0.13 task modules that reach the network when imported (verified offline here).
@@ -148,8 +149,6 @@ def full_commands(checkpoint: str, output_dir: str = "runs/full/lighteval", chec
 
     Only tasks lighteval ships run (``builtin``, or unchecked multilingual ones); ``custom|`` tasks are left out
     and named, since their definitions were never published."""
-    from smolbook.recipe.post_training import load_post_training
-
     post = load_post_training()
     temperature, top_p = post.value("inference", "temperature"), post.value("inference", "top_p")
     model = f"model_name={checkpoint},dtype=bfloat16,max_model_length={max_model_length},gpu_memory_utilization=0.8"

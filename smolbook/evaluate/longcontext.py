@@ -24,9 +24,11 @@ import math
 import random
 import statistics
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM
 
 from smolbook.errors import SmolbookError
 from smolbook.evaluate import ruler
@@ -245,3 +247,46 @@ def plot_report(reports: dict[str, Sequence[dict[str, Any]]], axes: Sequence[Any
         if controls:
             ax_of["cloze"].set_title("cloze at a distance (dotted: fact absent; grey: chance)", fontsize=10)
     return axes
+
+
+# -- reading reports (chapters 08, 09, 12, 13 and 14 read long context the same way) -----------------------------
+def reports(checkpoints: dict[str, Path], data: Any, scale: str, lengths: Sequence[int], *, n: int, seed: int = 0,
+            synthetic: bool = False, **options: Any) -> dict[str, dict[str, Any]]:
+    """The long-context report of each checkpoint (label -> report), loaded with plain transformers; ``options``
+    go to :func:`long_context_report` (``control``, ``loss_length``, ...)."""
+    out = {}
+    for label, path in checkpoints.items():
+        model = AutoModelForCausalLM.from_pretrained(path).eval()
+        out[label] = long_context_report(model, data, scale, lengths, n=n, seed=seed, synthetic=synthetic, **options)
+        del model
+    return out
+
+
+def cloze_at(report: dict[str, Any], lengths: Sequence[int], key: str = "accuracy") -> float:
+    """Mean of a cloze-at-a-distance column over the rows of ``lengths`` (rows the report could build)."""
+    rows = [r for r in report["cloze"] if r["length"] in set(lengths)]
+    return statistics.fmean(r[key] for r in rows) if rows else float("nan")
+
+
+def nearest_cloze_length(data: Any, scale: str) -> int:
+    """The shortest multiple (1, 2, 4, ...) of the scale's base length whose rows hold a cloze prompt (a biography,
+    filler and its question): where later chapters read long context, because chapter 08's extended model is above
+    chance there and at chance far beyond it at ``tiny`` (smoke's 64-token rows hold no prompt)."""
+    base = get_scale(scale).seq_len
+    items = ClozeItems(data, n=2)
+    for m in (1, 2, 4, 8, 16):
+        if items.prompts(m * base) is not None:
+            return m * base
+    raise SmolbookError(f"no cloze prompt fits in {16 * base} tokens at scale {scale}")
+
+
+def cloze_items(report: dict[str, Any], lengths: Sequence[int]) -> int:
+    """How many cloze prompts the report scored at ``lengths`` (the items behind :func:`cloze_at`)."""
+    return sum(int(r["n"]) for r in report["cloze"] if r["length"] in set(lengths))
+
+
+def loss_between(report: dict[str, Any], start: int, end: int) -> float:
+    """Mean next-token loss of the report's loss-by-position bins whose position lies in [start, end)."""
+    lbp = report["loss_by_position"]
+    vals = [lo for p, lo in zip(lbp["position"], lbp["loss"]) if start <= p < end]
+    return statistics.fmean(vals) if vals else float("nan")

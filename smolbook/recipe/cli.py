@@ -7,6 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from smolbook.recipe.ledger import ledger
+from smolbook.recipe.post_training import load_post_training
 from smolbook.recipe.schema import HUB_ID_SOURCES, Recipe, Stage, load_recipe
 from smolbook.recipe.units import human_tokens, pct
 
@@ -97,8 +98,6 @@ def _cmd_ledger(args: argparse.Namespace) -> int:
 
 
 def _cmd_post_training(args: argparse.Namespace) -> int:
-    from smolbook.recipe.post_training import load_post_training
-
     pt = load_post_training()
     if args.json:
         print(json.dumps(pt.to_json(), indent=1))

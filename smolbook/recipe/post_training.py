@@ -14,19 +14,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from smolbook.recipe.schema import RecipeError
+from smolbook.validation import validate
 
 POST_TRAINING_FILE = Path(__file__).with_name("post_training.yaml")
-SECTIONS = ("mid_training", "sft", "apo", "merge", "inference")
+SECTIONS = ("mid_training", "sft", "apo", "merge", "inference")  # PostTrainingFile's fields, in recipe order
 HUB_ID_SOURCES = ("named", "released", "inferred")
 
 
-@dataclass(frozen=True)
-class Fact:
+class _Entry(BaseModel):
+    # numbers the file writes where a text is expected (``stated: 4``) read as that text
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+class Fact(_Entry):
     """One number or setting: the value the book uses, as the source states it, and the source."""
 
     value: Any
@@ -34,15 +40,37 @@ class Fact:
     source: str
     note: str = ""
 
+    @model_validator(mode="after")
+    def _unsaid_needs_a_note(self) -> "Fact":
+        if self.value is None and not self.note:
+            raise ValueError("a fact the sources leave unsaid (value null) needs a note")
+        return self
 
-@dataclass(frozen=True)
-class PostDataset:
+
+class PostDataset(_Entry):
     name: str
     hub_id: str
     role: str
     source: str
-    hub_id_source: str
+    hub_id_source: Literal[HUB_ID_SOURCES]  # type: ignore[valid-type]
     subset: str | None = None
+
+
+class SectionEntry(_Entry):
+    """One section as the file writes it."""
+
+    facts: dict[str, Fact]
+    datasets: list[PostDataset]
+
+
+class PostTrainingFile(_Entry):
+    """The whole file: exactly the recipe's sections."""
+
+    mid_training: SectionEntry
+    sft: SectionEntry
+    apo: SectionEntry
+    merge: SectionEntry
+    inference: SectionEntry
 
 
 @dataclass(frozen=True)
@@ -84,42 +112,15 @@ class PostTraining:
         return {name: self.sections[name].to_json() for name in SECTIONS}
 
 
-def _fail(path: str | Path, where: str, msg: str) -> RecipeError:
-    return RecipeError(f"post-training recipe {Path(path).name}, {where}: {msg}")
-
-
 def load_post_training_file(path: str | Path) -> PostTraining:
     """Load and validate a post-training recipe file (see ``post_training.yaml`` for its layout)."""
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as e:
         raise RecipeError(f"post-training recipe {path}: cannot read it as YAML ({e})") from None
-    if not isinstance(raw, dict) or set(raw) != set(SECTIONS):
-        got = ", ".join(raw) if isinstance(raw, dict) else type(raw).__name__
-        raise _fail(path, "top level", f"needs exactly the sections {', '.join(SECTIONS)} (got {got})")
-    sections = {}
-    for name in SECTIONS:
-        sec = raw[name]
-        if not isinstance(sec, dict) or set(sec) != {"facts", "datasets"} or not isinstance(sec["facts"], dict) \
-                or not isinstance(sec["datasets"], list):
-            raise _fail(path, name, "needs 'facts' (a mapping) and 'datasets' (a list)")
-        facts = {}
-        for key, f in sec["facts"].items():
-            if not isinstance(f, dict) or not {"value", "stated", "source"} <= set(f) or \
-                    set(f) - {"value", "stated", "source", "note"}:
-                raise _fail(path, f"{name}.facts.{key}", "needs value, stated and source (and optionally note)")
-            if f["value"] is None and not f.get("note"):
-                raise _fail(path, f"{name}.facts.{key}", "a fact the sources leave unsaid (value null) needs a note")
-            facts[key] = Fact(value=f["value"], stated=str(f["stated"]), source=str(f["source"]), note=str(f.get("note", "")))
-        datasets = []
-        for i, d in enumerate(sec["datasets"]):
-            need = {"name", "hub_id", "role", "source", "hub_id_source"}
-            if not isinstance(d, dict) or not need <= set(d) or set(d) - need - {"subset"}:
-                raise _fail(path, f"{name}.datasets[{i}]", f"needs {', '.join(sorted(need))} (and optionally subset)")
-            if d["hub_id_source"] not in HUB_ID_SOURCES:
-                raise _fail(path, f"{name}.datasets[{i}]", f"hub_id_source must be one of {', '.join(HUB_ID_SOURCES)}")
-            datasets.append(PostDataset(**{k: str(v) for k, v in d.items()}))
-        sections[name] = Section(name, facts, tuple(datasets))
+    entry = validate(PostTrainingFile, raw, f"post-training recipe {Path(path).name}", RecipeError)
+    sections = {name: Section(name, dict(getattr(entry, name).facts), tuple(getattr(entry, name).datasets))
+                for name in SECTIONS}
     return PostTraining(sections, str(path))
 
 

@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from smolbook.errors import SmolbookError
 from smolbook.recipe.facts import config_facts
 from smolbook.recipe.units import SUFFIXES
+from smolbook.validation import problems
 
 RECIPE_FILE = Path(__file__).with_name("smollm3.yaml")
 CATEGORIES = ("web", "multilingual-web", "code", "math", "reasoning")
@@ -321,33 +323,20 @@ def _fail(where: str, msg: str) -> RecipeError:
     return RecipeError(f"{where}: {msg}")   # load_recipe_file prefixes the file name
 
 
-def _fields(where: str, raw: Any, cls: type, *, skip: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> dict:
+# The file's entries are these dataclasses, validated by pydantic from their annotations (missing, unknown and
+# mistyped fields); the rules between fields and entries are _load's.
+for _cls in (DatasetEntry, Architecture, Optimizer, Schedule, Run):
+    _cls.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+
+
+def _entry(where: str, raw: Any, cls: type, **given: Any) -> Any:
+    """``cls`` from the file's mapping ``raw`` and the fields the loader fills in itself (``given``)."""
     if not isinstance(raw, dict):
         raise _fail(where, "expected a mapping")
-    expected = {f for f in cls.__dataclass_fields__} - set(skip)
-    missing = expected - set(optional) - raw.keys()
-    unknown = raw.keys() - expected
-    if missing:
-        raise _fail(where, f"missing field(s): {', '.join(sorted(missing))}")
-    if unknown:
-        raise _fail(where, f"unknown field(s): {', '.join(sorted(unknown))}")
-    return dict(raw)
-
-
-def _typed(where: str, kw: dict, cls: type) -> Any:
-    """Build ``cls`` from ``kw`` checking each value against the field's annotation."""
-    checks = {"int": int, "float": (int, float), "bool": bool, "str": str}
-    for name, f in cls.__dataclass_fields__.items():
-        if name not in kw:
-            continue
-        ann = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
-        want = checks.get(ann)
-        v = kw[name]
-        if want is not None and (not isinstance(v, want) or (want is int and isinstance(v, bool))):
-            raise _fail(where, f"field '{name}' must be {ann}, got {v!r}")
-        if ann == "float":
-            kw[name] = float(v)
-    return cls(**kw)
+    try:
+        return TypeAdapter(cls).validate_python({**raw, **given})
+    except ValidationError as e:
+        raise _fail(where, "; ".join(problems(e))) from None
 
 
 def _parse_stated(where: str, stated: Any, exact: bool) -> Any:
@@ -368,9 +357,7 @@ def _build_dataset(where: str, name: str, weight: Any, catalog: dict) -> Dataset
         raise _fail(where, f"dataset '{name}' is not in the datasets catalog")
     if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
         raise _fail(where, f"dataset '{name}': weight must be a number >= 0, got {weight!r}")
-    meta = _fields(f"datasets.{name}", catalog[name], DatasetEntry, skip=("name", "weight"),
-                   optional=("counts_as", "config_comment_subset", "note"))
-    entry = DatasetEntry(name=name, weight=float(weight), **meta)
+    entry = _entry(f"datasets.{name}", catalog[name], DatasetEntry, name=name, weight=float(weight))
     if entry.category not in CATEGORIES:
         raise _fail(f"datasets.{name}", f"category '{entry.category}' is not one of {', '.join(CATEGORIES)}")
     if entry.hub_id_source not in HUB_ID_SOURCES:
@@ -405,12 +392,8 @@ def _load(path: str | Path) -> Recipe:
     if missing:
         raise _fail("top level", f"missing section(s): {', '.join(missing)}")
 
-    arch = _typed("architecture", _fields("architecture", raw["architecture"], Architecture), Architecture)
-    okw = _fields("optimizer", raw["optimizer"], Optimizer)
-    if not isinstance(okw["weight_decay_exclude_named_params"], list):
-        raise _fail("optimizer", "weight_decay_exclude_named_params must be a list of patterns")
-    okw["weight_decay_exclude_named_params"] = tuple(okw["weight_decay_exclude_named_params"])
-    opt = _typed("optimizer", okw, Optimizer)
+    arch = _entry("architecture", raw["architecture"], Architecture)
+    opt = _entry("optimizer", raw["optimizer"], Optimizer)
 
     runs: dict[str, Run] = {}
     if not isinstance(raw["runs"], dict) or not raw["runs"]:
@@ -420,13 +403,10 @@ def _load(path: str | Path) -> Recipe:
         if not isinstance(rraw, dict):
             raise _fail(where, "expected a mapping")
         par = rraw.get("parallelism")
-        rkw = _fields(where, {k: v for k, v in rraw.items() if k != "parallelism"}, Run,
-                      skip=("name", "dp", "tp", "pp", "context_parallel_size"))
-        rkw["schedule"] = _typed(f"{where}.schedule", _fields(f"{where}.schedule", rkw["schedule"], Schedule), Schedule)
         pkw = {k: par.get(k) if isinstance(par, dict) else None for k in ("dp", "tp", "pp", "context_parallel_size")}
         if not isinstance(par, dict) or set(par) != set(pkw):
             raise _fail(where, f"parallelism must hold exactly {', '.join(pkw)}")
-        run = _typed(where, dict(rkw, name=rname, **pkw), Run)
+        run = _entry(where, {k: v for k, v in rraw.items() if k != "parallelism"}, Run, name=rname, **pkw)
         sch = run.schedule
         if min(run.sequence_length, run.micro_batch_size, run.batch_accumulation_per_replica, run.dp, run.tp,
                run.pp, run.context_parallel_size, sch.train_steps) < 1:
@@ -489,7 +469,14 @@ def _load(path: str | Path) -> Recipe:
     facts = []
     for i, fraw in enumerate(blog["facts"]):
         where = f"blog.facts[{i}]"
-        fkw = _fields(where, fraw, BlogFact, skip=("value",), optional=("tolerance", "why", "exact"))
+        if not isinstance(fraw, dict):
+            raise _fail(where, "expected a mapping")
+        allowed, needed = {"group", "topic", "says", "stated", "config", "tolerance", "why", "exact"}, \
+            {"group", "topic", "says", "stated", "config"}
+        if set(fraw) - allowed or needed - set(fraw):
+            raise _fail(where, f"needs {', '.join(sorted(needed))} (and optionally exact, or a tolerance and why); "
+                               f"got {', '.join(sorted(fraw))}")
+        fkw = fraw
         exact = bool(fkw.get("exact", False))
         if exact == ("tolerance" in fkw):
             raise _fail(where, "give either exact: true or a tolerance (with why)")

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from smolbook.errors import SmolbookError
+from smolbook.recipe import load_recipe
 from smolbook.scales import Scale, get_scale
 
 SCHEDULES = ("wsd", "cosine")
@@ -14,8 +15,6 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 def _recipe(attr: str) -> Any:
     """A default read from the recipe when a TrainConfig is made (the recipe data is the one source of it)."""
-    from smolbook.recipe import load_recipe
-
     r = load_recipe()
     o, sch = r.optimizer, r.runs["pretraining"].schedule
     return {"decay_fraction": sch.decay_fraction, "weight_decay": o.weight_decay,

@@ -12,18 +12,15 @@ import sys
 from typing import Any
 
 from smolbook.errors import SmolbookError
+from smolbook.train.run import TrainingInterrupted, run, train_here
+from smolbook.train.spec import RunSpec
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from smolbook.train.run import run, train_here
-    from smolbook.train.spec import RunSpec
-
     spec = RunSpec.load(args.spec)
     overrides = {k: v for k, v in (("output_dir", args.output), ("resume", args.resume)) if v is not None}
     if overrides:
         spec = RunSpec.from_dict({**spec.to_dict(), **overrides})
-    from smolbook.train.run import TrainingInterrupted
-
     try:
         result = train_here(spec) if args.in_process else run(spec)
     except TrainingInterrupted as e:

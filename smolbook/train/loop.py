@@ -31,9 +31,11 @@ from tqdm.auto import tqdm
 from smolbook.errors import SmolbookError
 from smolbook.quiet import quiet_libraries
 from smolbook.train import checkpoint as ckpt_mod
+from smolbook.train.chunked_loss import use_chunked_loss
 from smolbook.train.config import TrainConfig
 from smolbook.train.cpu_attention import cpu_training_attention
 from smolbook.train.optim import build_optimizer, build_scheduler
+from smolbook.train.preemption import watch_stop_file
 
 METRICS_FILE = "metrics.jsonl"
 EvalFn = Callable[[torch.nn.Module], dict[str, float]]
@@ -136,8 +138,6 @@ def _autocast(accelerator, config: TrainConfig):
 def _stop_on_signals() -> Iterator[dict[str, int]]:
     """SIGINT/SIGTERM/SIGUSR1 (and a SLURM job's stop file, :mod:`smolbook.train.preemption`) set a flag instead of
     killing the process, so the loop can save a checkpoint first."""
-    from smolbook.train.preemption import watch_stop_file
-
     flag = {"signal": 0}
     if threading.current_thread() is not threading.main_thread():
         with watch_stop_file(flag):
@@ -285,7 +285,6 @@ def pretrain(
     set_seed(config.seed)
     main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
     if config.loss_chunk_tokens:  # before FSDP wraps the model: the chunks run inside its root unit's forward
-        from smolbook.train.chunked_loss import use_chunked_loss
         use_chunked_loss(model, config.loss_chunk_tokens)
     model = accelerator.prepare(model)  # FSDP wants the model wrapped before the optimizer sees its parameters
     optimizer = accelerator.prepare(build_optimizer(accelerator.unwrap_model(model), config))

@@ -28,17 +28,16 @@ from smolbook import cluster
 from smolbook.cluster import GPUS_PER_NODE, placement, recipe_nodes
 from smolbook.data import PretrainStream, prepare
 from smolbook.errors import SmolbookError
-from smolbook.evaluate import ablation_evaluator, heldout_evaluator
 from smolbook.fingerprint import library_hash
 from smolbook.model import build_model, load_with_rope, smollm3_config
 from smolbook.recipe import load_recipe
 from smolbook.registry import register_checkpoint, resolve_checkpoint
 from smolbook.sbatch import JobOptions, render_job
-from smolbook.scales import Scale, get_scale
+from smolbook.scales import Budget, Scale, get_scale
 from smolbook.train import checkpoint as ckpt_mod
 from smolbook.train.config import TrainConfig
 from smolbook.train.loop import TrainResult, pretrain
-from smolbook.train.spec import RunSpec
+from smolbook.train.spec import EVALUATIONS, RunSpec
 from smolbook.train.trl import train_trl, trl_checkpoints
 
 CONFIG_DIR = Path(__file__).with_name("configs")
@@ -60,11 +59,11 @@ class Resolved:
     optimizer_state: Path | None = None
     stage_ends: dict[str, int] = field(default_factory=dict)  # stage -> the step it ends at
     source: Path | None = None  # the checkpoint the model was loaded from
-    budget: dict[str, Any] = field(default_factory=dict)
+    budget: Budget | None = None
 
 
 # -- data builders ------------------------------------------------------------------------------------------------
-DataBuilder = Callable[[RunSpec, Any, dict], Any]
+DataBuilder = Callable[[RunSpec, Any, Budget], Any]
 # A builder is ``fn(spec, prepared_data, budget) -> stream`` (a resumable batch iterator), registered by name. The
 # trainer layer names the builders that live with their phase's code (SFT's conversations, mid-training's reasoning
 # traces, preference training's pairs) as ``module:function`` and imports them when a spec asks: those modules build on the trainer (run specs,
@@ -84,14 +83,19 @@ def data_builder(name: str) -> Callable[[DataBuilder], DataBuilder]:
     return add
 
 
+def named(ref: Callable | str) -> Callable:
+    """A function given as itself or as ``module:function`` (imported now: how the trainer reaches code above it)."""
+    if not isinstance(ref, str):
+        return ref
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def data_builder_of(name: str) -> DataBuilder:
     """The data builder called ``name`` (imported on first use when it is named by its module)."""
     if name not in DATA_BUILDERS:
         raise SmolbookError(f"unknown data builder '{name}': choose one of {', '.join(DATA_BUILDERS)}")
-    fn = DATA_BUILDERS[name]
-    if isinstance(fn, str):
-        module, _, attr = fn.partition(":")
-        fn = DATA_BUILDERS[name] = getattr(importlib.import_module(module), attr)
+    fn = DATA_BUILDERS[name] = named(DATA_BUILDERS[name])
     return fn
 
 
@@ -108,8 +112,8 @@ def _stage_stream(spec: RunSpec, data: Any, budget: dict) -> Any:
     """The recipe's stage mixtures (offline: each dataset's stand-in domain), packed into rows, resumable."""
     stages = spec.data.stages or _default_stages(spec.phase)
     up = spec.data.options.get("upsample_long")  # [min_tokens, factor]: long documents drawn factor times
-    return PretrainStream(data, stages=stages, token_budget=budget["steps"] * budget["rows"] * budget["seq_len"],
-                          seq_len=budget["seq_len"], batch_size=budget["rows"], seed=spec.seed,
+    return PretrainStream(data, stages=stages, token_budget=budget.steps * budget.rows_per_step * budget.seq_len,
+                          seq_len=budget.seq_len, batch_size=budget.rows_per_step, seed=spec.seed,
                           doc_masking=spec.data.doc_masking, upsample_long=None if up is None else tuple(up),
                           branch_reseeds=spec.branch_from is not None)
 
@@ -124,33 +128,38 @@ def _default_stages(phase: str) -> list[str]:
 
 
 # -- resolution ---------------------------------------------------------------------------------------------------
-def budget_of(spec: RunSpec) -> dict[str, Any]:
-    """Steps, rows per step, row length, learning rate, warm-up and schedule of a run: the spec's values, else the
-    scale's budget for the run's phase (pretraining: the scale's pretraining run; later phases: ``Scale.budget``)."""
+def budget_of(spec: RunSpec) -> Budget:
+    """The :class:`~smolbook.scales.Budget` a run trains with: the spec's values, else the scale's for the run's phase
+    (pretraining: the scale's pretraining run; later phases: ``Scale.budget``)."""
     s = get_scale(spec.scale)
     b = spec.budget
     if spec.phase == "pretraining":
-        base = dict(tokens=s.pretrain_tokens, seq_len=s.seq_len, rows=s.global_batch_size, lr=s.learning_rate,
-                    warmup=s.warmup_steps, kind="wsd")
+        base = Budget(phase="pretraining", tokens=s.pretrain_tokens, epochs=1, seq_len=s.seq_len,
+                      rows_per_step=s.global_batch_size, learning_rate=s.learning_rate, warmup_steps=s.warmup_steps,
+                      schedule="wsd", lr_source="the scale's pretraining rate", steps=s.pretrain_steps)
     else:
-        pb = s.budget(spec.phase)
-        base = dict(tokens=pb.tokens * pb.epochs, seq_len=pb.seq_len, rows=pb.rows_per_step, lr=pb.learning_rate,
-                    warmup=None, warmup_share=pb.warmup_steps / pb.steps, kind=pb.schedule)
-    seq_len = b.seq_len or base["seq_len"]
-    rows = b.rows_per_step or (base["rows"] if not b.seq_len else max(1, base["rows"] * base["seq_len"] // seq_len))
-    steps = b.steps or max(1, (b.tokens or base["tokens"]) // (rows * seq_len))
+        base = s.budget(spec.phase)
+    seq_len = b.seq_len or base.seq_len
+    rows = b.rows_per_step or (base.rows_per_step if not b.seq_len else
+                               max(1, base.rows_per_step * base.seq_len // seq_len))
+    steps = b.steps or max(1, (b.tokens or base.tokens * base.epochs) // (rows * seq_len))
     sch = spec.schedule
-    warmup = sch.warmup_steps if sch.warmup_steps is not None else (
-        base["warmup"] if base.get("warmup") is not None else round(base["warmup_share"] * steps))
-    kind = sch.kind or base["kind"]
+    if sch.warmup_steps is not None:
+        warmup = sch.warmup_steps
+    elif spec.phase == "pretraining":
+        warmup = base.warmup_steps
+    else:  # a later phase keeps the recipe's warm-up share of whatever steps the run takes
+        warmup = round(base.warmup_steps / base.steps * steps)
     if sch.decay_fraction is not None:
         decay = sch.decay_fraction
     elif spec.phase == "pretraining" and steps == s.pretrain_steps:
         decay = s.lr_decay_fraction()  # the decay starts with the decay stage, as in the configs
     else:
         decay = None  # TrainConfig's default: the recipe's decay share
-    return dict(steps=steps, rows=rows, seq_len=seq_len, learning_rate=sch.learning_rate or base["lr"],
-                warmup_steps=min(warmup, steps - 1) if steps > 1 else 0, schedule=kind, decay_fraction=decay)
+    return Budget(phase=spec.phase, tokens=steps * rows * seq_len // base.epochs, epochs=base.epochs, seq_len=seq_len,
+                  rows_per_step=rows, learning_rate=sch.learning_rate or base.learning_rate,
+                  warmup_steps=min(warmup, steps - 1) if steps > 1 else 0, schedule=sch.kind or base.schedule,
+                  lr_source="the run spec" if sch.learning_rate else base.lr_source, steps=steps, decay_fraction=decay)
 
 
 def optimizer_state_of(spec: RunSpec) -> str:
@@ -168,23 +177,23 @@ def resolve_config(spec: RunSpec) -> TrainConfig:
     """The ``TrainConfig`` a spec trains with (cheap: builds no model and reads no data)."""
     s = get_scale(spec.scale)
     budget = budget_of(spec)
-    extra = {} if budget["decay_fraction"] is None else {"decay_fraction": budget["decay_fraction"]}
+    extra = {} if budget.decay_fraction is None else {"decay_fraction": budget.decay_fraction}
     # Pretraining evaluates on the scale's interval; a later, shorter phase before and after (its curve is the
     # chapter's probes), and checkpoints twice so an interrupted stage resumes without redoing much.
     pre = spec.phase == "pretraining"
-    every = spec.eval_every if spec.eval_every is not None else (s.eval_every_steps if pre else budget["steps"])
+    every = spec.eval_every if spec.eval_every is not None else (s.eval_every_steps if pre else budget.steps)
     ckpt_every = spec.checkpoint_every if spec.checkpoint_every is not None else (
-        every if pre else max(1, budget["steps"] // 2))
+        every if pre else max(1, budget.steps // 2))
     # A row whose logits pass 2^30 numbers (2 GB in bf16: the 3B's 32k and 64k rows) computes its loss in chunks.
     if spec.keep_checkpoints:
         extra["keep_last_checkpoints"] = 0
-    if budget["seq_len"] * s.model.vocab_size > LOGITS_PER_ROW_LIMIT:
+    if budget.seq_len * s.model.vocab_size > LOGITS_PER_ROW_LIMIT:
         extra["loss_chunk_tokens"] = LOSS_CHUNK_TOKENS
     extra.update(spec.optim)
-    return TrainConfig(steps=budget["steps"], learning_rate=budget["learning_rate"],
-                       warmup_steps=budget["warmup_steps"], schedule=budget["schedule"], seed=spec.seed,
+    return TrainConfig(steps=budget.steps, learning_rate=budget.learning_rate,
+                       warmup_steps=budget.warmup_steps, schedule=budget.schedule, seed=spec.seed,
                        precision=spec.precision, eval_every=every, checkpoint_every=ckpt_every,
-                       micro_batch_size=min(budget["rows"], s.micro_batch_size), **extra)
+                       micro_batch_size=min(budget.rows_per_step, s.micro_batch_size), **extra)
 
 
 LOGITS_PER_ROW_LIMIT = 2 ** 30
@@ -230,7 +239,7 @@ def resolve(spec: RunSpec) -> Resolved:
         model = load_with_rope(source, rope_theta=m.rope_theta, yarn_factor=m.yarn_factor,
                                original_max_position_embeddings=m.original_max_position_embeddings,
                                max_position_embeddings=m.max_position_embeddings or
-                               (budget["seq_len"] if m.yarn_factor is None else None))
+                               (budget.seq_len if m.yarn_factor is None else None))
     else:
         config = smollm3_config(m.preset or s, tokenizer=data.tokenizer, **m.config)
         if m.max_position_embeddings:
@@ -248,9 +257,7 @@ def resolve(spec: RunSpec) -> Resolved:
     if hasattr(stream, "boundaries"):
         per = stream.tokens_per_batch
         stage_ends = {st: b // per for st, (a, b) in stream.boundaries.items() if b > a}
-    eval_fn = None
-    if spec.evaluate and spec.trainer == "pretrain":
-        eval_fn = ablation_evaluator(data, s) if spec.evaluation == "ablation" else heldout_evaluator(data, s)
+    eval_fn = named(EVALUATIONS[spec.evaluation])(data, s) if spec.evaluate and spec.trainer == "pretrain" else None
     return Resolved(model=model, stream=stream, config=config, eval_fn=eval_fn,
                     tokenizer=data.tokenizer, optimizer_state=optimizer_state, stage_ends=stage_ends, source=source,
                     budget=budget)
@@ -311,7 +318,7 @@ def train_here(spec: RunSpec, progress: bool = True) -> TrainResult:
                                                     "stage_ends": r.stage_ends,
                                                     "resumes": _resumes(run_dir, resume)}, indent=1))
     if spec.trainer in ("sft", "dpo"):
-        return train_trl(spec, r.model, r.source, r.stream, r.config, r.budget["rows"], r.budget["seq_len"], resume)
+        return train_trl(spec, r.model, r.source, r.stream, r.config, r.budget.rows_per_step, r.budget.seq_len, resume)
     keep = sorted(step for step in r.stage_ends.values() if step < r.config.steps) if spec.register_stages else []
     return pretrain(r.model, r.stream, r.config, run_dir, eval_fn=r.eval_fn, tokenizer=r.tokenizer, resume=resume,
                     optimizer_state=r.optimizer_state, keep_steps=keep)
@@ -379,7 +386,7 @@ def write_sbatch(spec: RunSpec, spec_file: str | Path, nodes: int | None = None,
     run_dir = spec.run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     if nodes is None:
-        n, _ = placement(budget_of(spec)["rows"], recipe_nodes(gpus_per_node), gpus_per_node)
+        n, _ = placement(budget_of(spec).rows_per_step, recipe_nodes(gpus_per_node), gpus_per_node)
         nodes = n
     opts = JobOptions(scale=spec.scale, output=run_dir, nodes=nodes, gpus_per_node=gpus_per_node,
                       job_name=f"smolbook-{spec.chapter}-{spec.name}")
@@ -422,7 +429,7 @@ def run(spec: RunSpec | str | Path, arm: str | None = None) -> TrainResult:
         done = (run_dir / "final" / ckpt_mod.STATE_FILE).is_file() and not _stale(spec, run_dir)
         alloc = cluster.allocation()
         if not done and alloc is not None:
-            code = cluster.launch_in_allocation(spec_file, budget_of(spec)["rows"],
+            code = cluster.launch_in_allocation(spec_file, budget_of(spec).rows_per_step,
                                                 launch_config(s) if s.device == "cuda" else None, alloc)
             _check_launched(code, run_dir)
         elif not done and launcher == "accelerate":

@@ -32,9 +32,11 @@ RESUME = ("auto", True, False)
 OPTIMIZER_STATES = ("reset", "carry")
 SCHEDULE_KINDS = ("wsd", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
-# What a pretraining-loop run evaluates at each interval (smolbook.train.run.resolve): the book's held-out loss and
-# tasks, or an ablation's lighter set (held-out loss, cloze, embedding norm: smolbook.evaluate.ablation_evaluator).
-EVALUATIONS = ("heldout", "ablation")
+# What a pretraining-loop run evaluates at each interval: the book's held-out loss and tasks, or an ablation's lighter
+# set (held-out loss, cloze, embedding norm). Named by module: the evaluation layer sits above the trainer (it scores
+# what the trainer makes), so the trainer imports it only when a run asks (smolbook.train.run.named).
+EVALUATIONS = {"heldout": "smolbook.evaluate.heldout:heldout_evaluator",
+               "ablation": "smolbook.evaluate.heldout:ablation_evaluator"}
 # The optimizer settings a run may change from the recipe's (TrainConfig fields): what an ablation arm flips.
 OPTIM_FIELDS = ("weight_decay", "embedding_weight_decay", "betas", "eps", "grad_clip")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

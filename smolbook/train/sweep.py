@@ -96,13 +96,13 @@ def _side_by_side(specs: list[RunSpec], workers: int, progress: bool, desc: str)
     # The data folder is built (or checked) here, once: workers only read it.
     for scale, out, seed in {(s.scale, str(Path(s.output_dir).resolve()), corpus_seed_of(s)) for s in specs}:
         prepare(scale, out, seed=seed, progress=False)
-    order = sorted(range(len(specs)), key=lambda i: -budget_of(specs[i])["steps"])
+    order = sorted(range(len(specs)), key=lambda i: -budget_of(specs[i]).steps)
     budget = max(torch.get_num_threads(), workers)
     pool = mp.get_context("spawn").Pool(workers)
     try:
         pending = {i: pool.apply_async(_worker, (specs[i].to_dict(), max(1, budget // min(workers, len(specs) - j))))
                    for j, i in enumerate(order)}
-        wait_with_progress(desc, [(specs[i].run_dir, budget_of(specs[i])["steps"], r) for i, r in pending.items()],
+        wait_with_progress(desc, [(specs[i].run_dir, budget_of(specs[i]).steps, r) for i, r in pending.items()],
                            progress)
         for r in pending.values():
             r.get()  # a worker's error surfaces here, with its traceback

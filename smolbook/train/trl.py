@@ -22,6 +22,7 @@ from typing import Any
 from tqdm.auto import tqdm
 from transformers import PrinterCallback, TrainerCallback
 
+from smolbook.chat.template import attach_template
 from smolbook.errors import SmolbookError
 from smolbook.train import checkpoint as ckpt_mod
 from smolbook.train.config import TrainConfig
@@ -45,8 +46,6 @@ def trl_checkpoints(run_dir: Path) -> list[Path]:
 def chat_tokenizer(path: Path) -> Any:
     """The checkpoint's tokenizer as a chat model's: the book's template, and ``<|im_end|>`` as eos."""
     from transformers import AutoTokenizer
-
-    from smolbook.chat.template import attach_template
 
     tok = AutoTokenizer.from_pretrained(path)
     attach_template(tok)

@@ -65,10 +65,10 @@ def test_reasoning_traces_builder_trains_through_the_run_spec(pretrained_run):
     data = prepare("smoke", pretrained_run, progress=False)
     budget = budget_of(spec)
     stream = build_data(spec, data)
-    assert len(stream) == budget["steps"] and stream.epochs == 4 and min(stream.starts_per_row()) >= 1
+    assert len(stream) == budget.steps and stream.epochs == 4 and min(stream.starts_per_row()) >= 1
     result = run(spec)
     rows = result.rows("train")
-    assert rows[-1]["step"] == budget["steps"] and rows[-1]["tokens"] == budget["steps"] * budget["rows"] * 1024
+    assert rows[-1]["step"] == budget.steps and rows[-1]["tokens"] == budget.steps * budget.rows_per_step * 1024
     final = find_checkpoint(pretrained_run, "09_midtraining")
     assert AutoModelForCausalLM.from_pretrained(final).config.max_position_embeddings == 2048
 

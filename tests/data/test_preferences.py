@@ -16,7 +16,8 @@ def rows():
 
 
 def test_pairs_in_both_modes_chosen_right_rejected_wrong(rows):
-    data, report = preference_pairs(rows, SolverTeacher(), SolverTeacher(error_rate=0.7, seed=3, name="weak"))
+    data, report = preference_pairs(rows, SolverTeacher(), SolverTeacher(error_rate=0.7, seed=3, name="weak"),
+                                    score=score_completion)
     assert set(data.column_names) >= {"prompt", "chosen", "rejected", "chat_template_kwargs"}
     assert report.by_mode["think"] > 0 and report.by_mode["no_think"] > 0
     assert report.kept == len(data) and report.both_right > 0
@@ -32,10 +33,12 @@ def test_pairs_in_both_modes_chosen_right_rejected_wrong(rows):
 
 def test_inverted_and_equal_sources_are_counted(rows):
     subset = rows[:40]
-    _, report = preference_pairs(subset, SolverTeacher(error_rate=0.5, seed=1), SolverTeacher(error_rate=0.5, seed=2))
+    _, report = preference_pairs(subset, SolverTeacher(error_rate=0.5, seed=1), SolverTeacher(error_rate=0.5, seed=2),
+                                 score=score_completion)
     assert report.inverted > 0 and report.both_wrong > 0
     with pytest.raises(SmolbookError, match="no preference pair survived"):
-        preference_pairs(subset, SolverTeacher(), SolverTeacher())   # both always right: nothing to prefer
+        # both always right: nothing to prefer
+        preference_pairs(subset, SolverTeacher(), SolverTeacher(), score=score_completion)
 
 
 def test_trl_reads_the_pairs(rows):
@@ -43,7 +46,7 @@ def test_trl_reads_the_pairs(rows):
 
     from smolbook.chat import template_tokenizer
 
-    data, _ = preference_pairs(rows[:30], SolverTeacher(), SolverTeacher(error_rate=1.0))
+    data, _ = preference_pairs(rows[:30], SolverTeacher(), SolverTeacher(error_rate=1.0), score=score_completion)
     example = data[0]
     assert is_conversational(example)
     out = maybe_apply_chat_template(example, template_tokenizer())
@@ -61,7 +64,7 @@ def test_dpo_trainer_trains_on_the_pairs_with_apo_zero(rows, tmp_path):
     tok = train_bpe([render_row(r) for r in rows], vocab_size=1024, out_dir=tmp_path / "ckpt")
     tok.eos_token = "<|im_end|>"
     build_model(smollm3_config("smoke", tokenizer=tok), seed=0).save_pretrained(tmp_path / "ckpt")
-    pairs, _ = preference_pairs(rows, SolverTeacher(), SolverTeacher(error_rate=1.0))
+    pairs, _ = preference_pairs(rows, SolverTeacher(), SolverTeacher(error_rate=1.0), score=score_completion)
     args = DPOConfig(output_dir=str(tmp_path / "apo"), max_steps=2, per_device_train_batch_size=2, loss_type=["apo_zero"],
                      report_to=[], use_cpu=True, save_strategy="no", max_length=1024, disable_tqdm=True)
     out = DPOTrainer(model=str(tmp_path / "ckpt"), args=args, train_dataset=pairs, processing_class=tok).train()

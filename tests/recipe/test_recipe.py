@@ -178,8 +178,11 @@ def _broken(tmp_path, edit) -> Path:
     (lambda t: t.replace("- [dclm, 0.37]", "- [dclm-typo, 0.37]", 1), r"'dclm-typo' is not in the datasets catalog"),
     (lambda t: t.replace("category: web, text_field: text, hub_id_source: config-comment}",
                          "category: webby, text_field: text, hub_id_source: config-comment}", 1), r"category 'webby'"),
-    (lambda t: t.replace("  num_key_value_heads: 4\n", "", 1), r"architecture: missing field\(s\): num_key_value_heads"),
-    (lambda t: t.replace("  hidden_size: 2048\n", "  hidden_size: wide\n", 1), r"'hidden_size' must be int"),
+    (lambda t: t.replace("  num_key_value_heads: 4\n", "", 1), r"architecture: missing field num_key_value_heads"),
+    (lambda t: t.replace("  hidden_size: 2048\n", "  hidden_size: wide\n", 1),
+     r"architecture: hidden_size: should be a valid integer.*\(got 'wide'\)"),
+    (lambda t: t.replace("  hidden_size: 2048\n", "  hidden_size: 2048\n  hidden_sise: 3\n", 1),
+     r"architecture: unknown field hidden_sise"),
     (lambda t: t.replace("config: lc-32k.rope_theta}", "config: lc-32k.rope_thetaa}", 1), r"unknown config fact"),
     (lambda t: t.replace("run: lc-64k,", "run: lc-128k,", 1), r"run 'lc-128k' is not one of"),
     (lambda t: t.replace("stated: 11.2T,", "stated: eleven,", 1), r"stated value 'eleven' is not a number"),
@@ -307,7 +310,7 @@ def test_post_training_file_errors_name_the_entry(tmp_path):
     raw["sft"]["facts"]["epochs"].pop("source")
     bad = tmp_path / "post.yaml"
     bad.write_text(yaml.safe_dump(raw))
-    with pytest.raises(RecipeError, match="sft.facts.epochs: needs value, stated and source"):
+    with pytest.raises(RecipeError, match="sft.facts.epochs: missing field source"):
         load_post_training_file(bad)
     raw = yaml.safe_load(POST_TRAINING_FILE.read_text())
     raw["apo"]["facts"]["max_tokens"] = {"value": None, "stated": "?", "source": "blog"}

@@ -15,6 +15,7 @@ from transformers import AutoModelForCausalLM
 from smolbook.chapter import Chapter, find_checkpoint, registered_checkpoints
 from smolbook.errors import SmolbookError
 from smolbook.train import BudgetSpec, DataSpec, ModelSpec, RunSpec, ScheduleSpec, TrainResult, run
+from smolbook.scales import get_scale
 from smolbook.train.run import budget_of, resolve_config
 
 SMOLBOOK = str(Path(sys.executable).with_name("smolbook"))
@@ -47,8 +48,9 @@ def test_budget_defaults_come_from_the_scale_and_the_recipe():
     lc = RunSpec(chapter="08_long_context", name="lc", phase="lc-32k", scale="tiny",
                  model=ModelSpec(checkpoint="chapter:07_pretraining", rope_theta=THETA))
     b = budget_of(lc)
-    assert (b["seq_len"], b["rows"], b["schedule"]) == (2048, 2, "cosine")
-    assert b["learning_rate"] == pytest.approx(0.003 * 2e-5 / 2e-4)
+    assert (b.seq_len, b.rows_per_step, b.schedule) == (2048, 2, "cosine")
+    assert b.learning_rate == pytest.approx(0.003 * 2e-5 / 2e-4)
+    assert b == get_scale("tiny").budget("lc-32k")  # nothing in the spec changes the scale's budget: the same one
 
 
 def test_continue_a_chapter_checkpoint_with_another_theta(pretrained_run, tmp_path):
