@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from smolbook.chat import parse_completion
+from smolbook.data.conversations import MODES
 from smolbook.errors import SmolbookError
 from smolbook.evaluate.lighteval_full import model_card
 
-MODES = ("think", "no_think")
 
 
 def free_port() -> int:

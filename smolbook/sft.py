@@ -25,6 +25,7 @@ from smolbook.data.conversations import MODES
 from smolbook.data.hub_chat import open_chat_dataset, released_source
 from smolbook.errors import SmolbookError
 from smolbook.evaluate.chat import answer_loss, chat_scores, items_in
+from smolbook.midtraining import REASONING_KINDS
 from smolbook.recipe import load_post_training
 from smolbook.scales import Budget, Scale, get_scale
 from smolbook.teacher import filter_correct
@@ -32,7 +33,7 @@ from smolbook.train.run import build_data
 from smolbook.train.spec import BudgetSpec, DataSpec, ModelSpec, RunSpec
 from smolbook.train.trl import chat_tokenizer  # noqa: F401  (the tokenizer the SFT trainer reads: the chapter uses it)
 
-MULTI_STEP_KINDS = ("math", "code", "facts", "multiturn")  # problems whose answer needs more than one step
+MULTI_STEP_KINDS = REASONING_KINDS  # problems whose answer needs more than one step: the kinds mid-training reasons on
 MID, LONG_CONTEXT = "chapter:09_midtraining", "chapter:08_long_context"  # the recipe's start, and the control's
 # control arm -> (run name, start, with the teacher's traces): each differs from the short recipe arm in one thing
 CONTROL_ARMS = {"short recipe": ("short-recipe", MID, True),

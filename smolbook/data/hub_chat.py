@@ -31,13 +31,12 @@ from typing import Any, Callable, Iterator
 
 from smolbook.chat import check_messages
 from smolbook.data.chat import template_kwargs
-from smolbook.data.conversations import CURRENT_DATE
+from smolbook.data.conversations import CURRENT_DATE, MODES
 from smolbook.data.sources import HubUnreachable, offline_scales
 from smolbook.errors import SmolbookError
 from smolbook.recipe.post_training import load_post_training
 
 FORMATS = ("sharegpt", "nemotron", "messages", "preference")
-MODES = ("think", "no_think")
 # The columns each format needs (checked on the first row, then on every row as it is converted).
 REQUIRED_COLUMNS = {"sharegpt": ("conversations",), "nemotron": ("input", "output", "system_prompt"),
                     "messages": ("messages",), "preference": ("chosen", "rejected")}
