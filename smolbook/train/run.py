@@ -66,8 +66,8 @@ class Resolved:
 DataBuilder = Callable[[RunSpec, Any, Budget], Any]
 # A builder is ``fn(spec, prepared_data, budget) -> stream`` (a resumable batch iterator), registered by name. The
 # trainer layer names the builders that live with their phase's code (SFT's conversations, mid-training's reasoning
-# traces, preference training's pairs) as ``module:function`` and imports them when a spec asks: those modules build on the trainer (run specs,
-# sweeps), so importing them here would go up the layers and close a cycle.
+# traces, preference training's pairs) as ``module:function`` and imports them when a spec asks: those modules build
+# on the trainer (run specs, sweeps), so importing them here would go up the layers and close a cycle.
 DATA_BUILDERS: dict[str, DataBuilder | str] = {
     "conversations": "smolbook.sft:conversations_stream",
     "reasoning-traces": "smolbook.midtraining:reasoning_stream",
@@ -108,7 +108,7 @@ def build_data(spec: RunSpec, data: Any | None = None) -> Any:
 
 
 @data_builder("stages")
-def _stage_stream(spec: RunSpec, data: Any, budget: dict) -> Any:
+def _stage_stream(spec: RunSpec, data: Any, budget: Budget) -> Any:
     """The recipe's stage mixtures (offline: each dataset's stand-in domain), packed into rows, resumable."""
     stages = spec.data.stages or _default_stages(spec.phase)
     up = spec.data.options.get("upsample_long")  # [min_tokens, factor]: long documents drawn factor times
