@@ -57,7 +57,7 @@ from smolbook.data.chat import KINDS, describe_row, shared_chat_data
 from smolbook.evaluate.chat import chat_scores, learning_curve, plot_learning_curve
 from smolbook.sft_plots import plot_mask_and_packing, plot_per_domain
 from smolbook.teacher import SolverTeacher
-from smolbook.train import sweep
+from smolbook.train import build_data, sweep
 
 # %%
 book = Chapter("11_sft", scale, seed, output_dir)
@@ -92,7 +92,7 @@ print(describe_row(traces[0]))
 # %%
 main_spec = sft.sft_spec(book.name, "sft", "chapter:09_midtraining", s.name, output_dir, seed, options)
 tok = sft.chat_tokenizer(mid)
-fill = sft.packing_fill(sft.epoch_conversations(main_spec, data), tok, b.seq_len)
+fill = sft.packing_fill(build_data(main_spec, data), tok, b.seq_len)  # one epoch, as the trainer packs it
 example = next(r for r in chat.train["tools_xml"] if r["mode"] == "think")
 pieces, mask, roles = sft.loss_mask(example, tok)
 fig = plot_mask_and_packing(pieces, mask, roles, fill)

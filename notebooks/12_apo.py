@@ -42,14 +42,14 @@ from IPython.display import display
 from smolbook import Chapter
 from smolbook.alignment import (DPO, LOSS_NAMES, apo_variant, arm_checkpoints, both_modes, claim_in_mode,
                                 curves_figure, final_log_means, long_context_figure, mode_reaches_template,
-                                pair_counts, pair_lengths, plot_task_scores, preference_data, preference_spec,
-                                task_scores, train_arms)
+                                pair_counts, pair_lengths, plot_task_scores, preference_spec, task_scores,
+                                train_arms)
 from smolbook.claims import Check, Claim
 from smolbook.data import build_chat_data, prepare
 from smolbook.evaluate.chat import items_in
 from smolbook.evaluate.longcontext import cloze_at, cloze_items, nearest_cloze_length, reports
 from smolbook.recipe import load_post_training
-from smolbook.train.trl import chat_tokenizer
+from smolbook.train import build_data, chat_tokenizer
 
 # %%
 book = Chapter("12_apo", scale, seed, output_dir)
@@ -71,7 +71,7 @@ print(f"{len(book.seeds)} seeds; losses {apo} and {DPO}; rows of {budget.seq_len
 # `apply_chat_template`; the template writes the mode into the system block), which the check below reads.
 
 # %%
-pairs = preference_data(preference_spec(book.name, "chapter:11_sft", s.name, output_dir, seed, apo), data)
+pairs = build_data(preference_spec(book.name, "chapter:11_sft", s.name, output_dir, seed, apo), data)
 tok = chat_tokenizer(source)
 lengths = pair_lengths(pairs, tok)
 display(pair_counts(pairs))

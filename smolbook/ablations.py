@@ -30,7 +30,6 @@ from transformers import AutoModelForCausalLM
 from smolbook.errors import SmolbookError
 from smolbook.evaluate.longcontext import long_context_report
 from smolbook.model import count_parameters, kv_cache_bytes_per_token, smollm3_config
-from smolbook.parallel import worker_count
 from smolbook.scales import Scale, get_scale
 from smolbook.train.run import fingerprint as run_fingerprint
 from smolbook.train.spec import BudgetSpec, DataSpec, ModelSpec, RunSpec, ScheduleSpec
@@ -274,25 +273,27 @@ def run_arms(name: str, arms: Sequence[Arm], scale: str | Scale, output_dir: str
     key = getattr(after, "key", "after") if after is not None else None
     runs = []
     for (arm, seed), sr in done.items():
-        run = _run_of(arm, sr, s, data)
+        fingerprint = run_fingerprint(sr.spec)
+        run = _run_of(arm, sr, s, data, fingerprint)
         if key is not None and key not in run.final:
             model = AutoModelForCausalLM.from_pretrained(sr.checkpoint).eval()
             run.final[key] = dict(after(model, run))
             del model
-        _write_summary(run, run_fingerprint(sr.spec))
+        _write_summary(run, fingerprint)
         runs.append(run)
     return Ablation(name, s, list(arms), runs)
 
 
-def _run_of(arm: str, sr: Any, s: Scale, data: Any) -> Run:
-    """The ablation's view of one finished sweep run: its numbers, metrics and the evaluations kept for it."""
+def _run_of(arm: str, sr: Any, s: Scale, data: Any, fingerprint: str) -> Run:
+    """The ablation's view of one finished sweep run: its numbers, metrics and the evaluations kept for it (those
+    written for the same ``fingerprint``: the same training)."""
     m = sr.spec.model
     cfg = smollm3_config(s, tokenizer=data.tokenizer, **m.config)
     steps = sr.spec.budget.steps
     elapsed = [r["elapsed_s"] for r in sr.result.rows("train") if "elapsed_s" in r]
     try:
         kept = json.loads((sr.spec.run_dir / SUMMARY_FILE).read_text())
-        final = kept.get("final", {}) if kept.get("fingerprint") == run_fingerprint(sr.spec) else {}
+        final = kept.get("final", {}) if kept.get("fingerprint") == fingerprint else {}
     except (OSError, ValueError):
         final = {}
     return Run(arm, sr.seed, sr.spec.run_dir, count_parameters(cfg), kv_cache_bytes_per_token(cfg, 2), steps,
@@ -306,12 +307,6 @@ def _write_summary(run: Run, fingerprint: str) -> None:
          "kv_cache_bytes_per_token": run.kv_cache_bytes_per_token, "steps": run.steps, "tokens": run.tokens,
          "seconds": run.seconds, "tokens_per_second": run.tokens_per_second, "final": run.final},
         indent=1, default=str))
-
-
-def plan_workers(scale: str | Scale, n_runs: int, workers: int | None = None) -> int:
-    """How many processes train an ablation's runs: :func:`smolbook.parallel.worker_count` for the scale's
-    device (on a CPU one per torch thread, at most one per run; 1 on a GPU, where runs train here)."""
-    return worker_count(get_scale(scale).device, n_runs, workers)
 
 
 def match_parameters(config: Any, target: int) -> Any:

@@ -35,7 +35,6 @@ from smolbook.registry import resolve_checkpoint
 from smolbook.scales import Budget, get_scale
 from smolbook.teacher import SolverTeacher
 from smolbook.train import DataSpec, ModelSpec, RunSpec, sweep
-from smolbook.train.run import build_data
 from smolbook.train.trl import LOSS_TYPES
 
 CURVES = {"rewards/margins": "reward margin (chosen - rejected)", "rewards/accuracies": "preference accuracy"}
@@ -239,11 +238,6 @@ def preference_pairs_stream(spec: Any, data: Any, budget: Budget) -> Any:
         rejected = SolverTeacher(error_rate=float(opts.get("rejected_error_rate", 1.0)), seed=spec.seed + 1)
     pairs, _ = preference_pairs(list(prompts), SolverTeacher(seed=spec.seed), rejected, score=score_completion)
     return pairs.shuffle(seed=spec.seed).select(range(min(len(pairs), need)))
-
-
-def preference_data(spec: Any, data: Any) -> Any:
-    """The preference pairs a spec trains on, built by the same data builder the run uses (``spec.builder``)."""
-    return build_data(spec, data)
 
 
 MODE_FLAGS = {"think": "Reasoning Mode: /think", "no_think": "Reasoning Mode: /no_think"}

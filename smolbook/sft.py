@@ -29,7 +29,6 @@ from smolbook.midtraining import REASONING_KINDS
 from smolbook.recipe import load_post_training
 from smolbook.scales import Budget, Scale, get_scale
 from smolbook.teacher import filter_correct
-from smolbook.train.run import build_data
 from smolbook.train.spec import BudgetSpec, DataSpec, ModelSpec, RunSpec
 from smolbook.train.trl import chat_tokenizer  # noqa: F401  (the tokenizer the SFT trainer reads: the chapter uses it)
 
@@ -220,12 +219,6 @@ def generate_in_both_modes(checkpoint: str | Path, row: dict, max_new_tokens: in
             gen = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
         out[mode] = tok.decode(gen[0, ids["input_ids"].shape[1]:], skip_special_tokens=False)
     return out
-
-
-def epoch_conversations(spec: Any, data: Any) -> Any:
-    """The conversations of one epoch of an SFT run, built by the same data builder the run trains on, so that what
-    the chapter shows of packing is what the trainer packs."""
-    return build_data(spec, data)
 
 
 def describe_fill(fill: dict[str, Any]) -> str:

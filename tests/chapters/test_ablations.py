@@ -8,10 +8,12 @@ import pytest
 import torch
 
 from smolbook import ablations as abl
-from smolbook.chapter import registered_checkpoints
 from smolbook import fingerprint
+from smolbook.chapter import registered_checkpoints
 from smolbook.errors import SmolbookError
 from smolbook.model import count_parameters, smollm3_config
+from smolbook.parallel import worker_count
+from smolbook.scales import get_scale
 
 
 # -- pieces ---------------------------------------------------------------------------------------------------
@@ -147,11 +149,13 @@ def test_runs_train_side_by_side_in_worker_processes(smoke_out, tmp_path):
 
 
 def test_worker_plan():
-    assert abl.plan_workers("smoke", 5, workers=3) == 3 and abl.plan_workers("smoke", 2, workers=3) == 2
-    assert abl.plan_workers("gpu", 6) == 1  # a GPU trains one run at a time, here
-    assert abl.plan_workers("tiny", 6) == min(torch.get_num_threads(), 6)
+    """The one worker rule (smolbook.parallel) that the sweep applies to an ablation's runs, per scale."""
+    plan = lambda scale, n, workers=None: worker_count(get_scale(scale).device, n, workers)  # noqa: E731
+    assert plan("smoke", 5, workers=3) == 3 and plan("smoke", 2, workers=3) == 2
+    assert plan("gpu", 6) == 1  # a GPU trains one run at a time, here
+    assert plan("tiny", 6) == min(torch.get_num_threads(), 6)
     with pytest.raises(SmolbookError, match="at least 1"):
-        abl.plan_workers("tiny", 3, workers=0)
+        plan("tiny", 3, workers=0)
 
 
 def test_arm_specs_are_run_specs_of_the_one_training_path(smoke_data, tmp_path):

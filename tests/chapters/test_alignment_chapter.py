@@ -10,9 +10,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
 from smolbook.alignment import (MODE_FLAGS, mode_reaches_template, pair_lengths, plot_curves,  # noqa: E402
-                                preference_data, preference_spec, task_score, train_arms)
+                                preference_spec, task_score, train_arms)
 from smolbook.chapter import find_checkpoint  # noqa: E402
 from smolbook.errors import SmolbookError  # noqa: E402
+from smolbook.train import build_data  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def pairs_and_tok(pretrained_run):
     spec = preference_spec("12_apo", "chapter:07_pretraining", "smoke", pretrained_run, 0, "apo_zero")
     spec.budget = BudgetSpec(steps=8, rows_per_step=2)  # 16 pairs: both modes
     data = prepare("smoke", pretrained_run, progress=False)
-    return preference_data(spec, data), chat_tokenizer(find_checkpoint(pretrained_run, "07_pretraining"))
+    return build_data(spec, data), chat_tokenizer(find_checkpoint(pretrained_run, "07_pretraining"))
 
 
 def _trl_prompts(pairs, tok, source):
@@ -103,11 +104,11 @@ def test_rejected_answers_are_the_models_own_and_wrong(pretrained_run, pairs_and
     solver_spec = preference_spec("12_apo", "chapter:07_pretraining", "smoke", pretrained_run, 0, "apo_zero",
                                   rejected="solver")
     data = prepare("smoke", pretrained_run, progress=False)
-    solver = preference_data(solver_spec, data)
+    solver = build_data(solver_spec, data)
     model_side = {r["rejected"][0]["content"] for r in pairs}
     assert model_side.isdisjoint(r["rejected"][0]["content"] for r in solver)  # a model's text, not the solver's
     with pytest.raises(SmolbookError, match="options.rejected"):
-        preference_data(preference_spec("12_apo", "chapter:07_pretraining", "smoke", pretrained_run, 0, "apo_zero",
+        build_data(preference_spec("12_apo", "chapter:07_pretraining", "smoke", pretrained_run, 0, "apo_zero",
                                         rejected="oracle"), data)
 
 

@@ -12,10 +12,10 @@ from smolbook.data.chat import prompt_messages, template_kwargs
 from smolbook.errors import SmolbookError
 from smolbook.evaluate.chat import chat_scores
 from smolbook.evaluate.scoring import format_ok
-from smolbook.sft import (ArmScores, adjust_mixture, control_specs, epoch_conversations, judge_args, loss_mask,
+from smolbook.sft import (ArmScores, adjust_mixture, control_specs, judge_args, loss_mask,
                           packing_fill, recipe_specs, save_rows, sft_spec, teacher_rows)
 from smolbook.teacher import SolverTeacher
-from smolbook.train import run
+from smolbook.train import build_data, run
 from smolbook.train.trl import chat_tokenizer
 
 
@@ -57,7 +57,7 @@ def test_bfd_fills_rows_better_than_padding(chat, pretrained_run):
 def test_epoch_of_the_sft_builder_holds_the_scales_tokens(pretrained_run):
     spec = sft_spec("11_sft", "probe", "chapter:07_pretraining", "smoke", pretrained_run, 0)
     data = prepare("smoke", pretrained_run, progress=False)
-    epoch = epoch_conversations(spec, data)
+    epoch = build_data(spec, data)
     assert {"think", "no_think"} <= set(epoch["mode"]) or len(epoch) < 4
     assert len(epoch) < 60   # an epoch of the budget, not the whole generated mixture
 
