@@ -41,10 +41,8 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from smolbook import Chapter
-from smolbook.data import DOMAINS, EVAL_TASKS, PretrainStream, prepare
-from smolbook.data import plots
-from smolbook.data.cards import card_table
-from smolbook.data.packing import ATTN_IMPLEMENTATION, time_attention
+from smolbook.data import (ATTN_IMPLEMENTATION, DOMAINS, EVAL_TASKS, PretrainStream, card_table, plots, prepare,
+                           time_attention)
 from smolbook.recipe import load_recipe
 
 book = Chapter("01_data", scale, seed, output_dir)
@@ -198,7 +196,7 @@ book.check(
 # generator's own solution, step by step):
 
 # %%
-from smolbook.data.chat import build_chat_data, describe_row
+from smolbook.data import build_chat_data, describe_row
 
 chat = build_chat_data(data.scale, seed=seed)
 for kind in chat.train:

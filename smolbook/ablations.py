@@ -22,7 +22,7 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import AutoModelForCausalLM
@@ -34,6 +34,9 @@ from smolbook.scales import Scale, get_scale
 from smolbook.train.run import fingerprint as run_fingerprint
 from smolbook.train.spec import BudgetSpec, DataSpec, ModelSpec, RunSpec, ScheduleSpec
 from smolbook.train.sweep import sweep
+
+if TYPE_CHECKING:
+    from smolbook.data import PreparedData
 
 # The recipe arm (the recipe's own settings) is one run per seed, whichever ablation chapter asks for it first.
 SHARED_CHAPTER, SHARED_RECIPE = "ablations", "recipe"
@@ -164,7 +167,7 @@ def after_key(key: str) -> Callable[[Callable[[torch.nn.Module, "Run"], dict]], 
     return wrap
 
 
-def long_context_after(data: Any, scale: str | Scale, lengths: Sequence[int] | None = None, *, n: int = 64,
+def long_context_after(data: PreparedData, scale: str | Scale, lengths: Sequence[int] | None = None, *, n: int = 64,
                        seed: int = 0) -> AfterFn:
     """An ``after`` for :func:`run_arms`: :func:`smolbook.evaluate.longcontext.long_context_report` on the
     trained model (default lengths: 1x, 2x and 4x the training length), in ``run.final["long_context"]``."""
@@ -205,7 +208,7 @@ def arm_slug(name: str) -> str:
     return slug
 
 
-def arm_specs(name: str, arms: Sequence[Arm], scale: str | Scale, output_dir: str | Path, data: Any, *,
+def arm_specs(name: str, arms: Sequence[Arm], scale: str | Scale, output_dir: str | Path, data: PreparedData, *,
               seeds: Sequence[int] | None = None, tokens: int | None = None) -> dict[tuple[str, int], RunSpec]:
     """The run spec of every arm x seed: a fresh ``smollm3_config(scale, **arm.model)`` (MLP widened to match
     another arm's parameters when asked), the "stable" stage of ``arm.tokens`` or ``tokens`` (the scale's
@@ -251,7 +254,7 @@ def arm_specs(name: str, arms: Sequence[Arm], scale: str | Scale, output_dir: st
     return specs
 
 
-def run_arms(name: str, arms: Sequence[Arm], scale: str | Scale, output_dir: str | Path, data: Any, *,
+def run_arms(name: str, arms: Sequence[Arm], scale: str | Scale, output_dir: str | Path, data: PreparedData, *,
              seeds: Sequence[int] | None = None, tokens: int | None = None, after: AfterFn | None = None,
              progress: bool = True, workers: int | None = None) -> Ablation:
     """Train every arm for every seed (the scale's seeds unless given) and collect the runs.
@@ -284,7 +287,7 @@ def run_arms(name: str, arms: Sequence[Arm], scale: str | Scale, output_dir: str
     return Ablation(name, s, list(arms), runs)
 
 
-def _run_of(arm: str, sr: Any, s: Scale, data: Any, fingerprint: str) -> Run:
+def _run_of(arm: str, sr: Any, s: Scale, data: PreparedData, fingerprint: str) -> Run:
     """The ablation's view of one finished sweep run: its numbers, metrics and the evaluations kept for it (those
     written for the same ``fingerprint``: the same training)."""
     m = sr.spec.model

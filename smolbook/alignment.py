@@ -18,7 +18,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -36,6 +36,9 @@ from smolbook.scales import Budget, get_scale
 from smolbook.teacher import SolverTeacher
 from smolbook.train import DataSpec, ModelSpec, RunSpec, sweep
 from smolbook.train.trl import LOSS_TYPES
+
+if TYPE_CHECKING:
+    from smolbook.data import PreparedData
 
 CURVES = {"rewards/margins": "reward margin (chosen - rejected)", "rewards/accuracies": "preference accuracy"}
 # TRL's name of each loss, and how the book labels it.
@@ -209,7 +212,7 @@ def task_scores(checkpoints: dict[str, str | Path], rows: Any, modes: Sequence[s
     return out
 
 
-def preference_pairs_stream(spec: Any, data: Any, budget: Budget) -> Any:
+def preference_pairs_stream(spec: Any, data: PreparedData, budget: Budget) -> Any:
     """The ``preference-pairs`` data builder, pairs in both modes: offline, the chosen answer from the solver
     (verified right) and the rejected one from a weaker source (verified wrong or ill-formed) over the prompts of
     ``options.kinds``; online, the released preference mixture streamed from the hub.

@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transformers import AutoTokenizer
 
@@ -26,6 +26,9 @@ from smolbook.model import load_with_rope
 from smolbook.recipe import load_recipe
 from smolbook.scales import LONG_CONTEXT_STAGES, get_scale
 from smolbook.train import DataSpec, ModelSpec, RunSpec, sweep
+
+if TYPE_CHECKING:
+    from smolbook.data import PreparedData
 
 STAGES = LONG_CONTEXT_STAGES
 
@@ -93,7 +96,7 @@ def save_yarn(checkpoint: str | Path, target: str | Path, factor: float, origina
     return target
 
 
-def verdict_probe(checkpoint: str | Path, data: Any, scale: str, lengths: Sequence[int], *, n: int, seed: int = 0,
+def verdict_probe(checkpoint: str | Path, data: PreparedData, scale: str, lengths: Sequence[int], *, n: int, seed: int = 0,
                   loss_length: int | None = None) -> dict[str, Any]:
     """One checkpoint's report for a verdict that compares it with others on the same prompts: cloze without the
     fact-absent control and two loss windows, half a full report's cost (a full report's control already says

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,9 @@ from smolbook.recipe import load_post_training
 from smolbook.scales import Budget, Scale, get_scale
 from smolbook.teacher import SolverTeacher, filter_correct
 from smolbook.train.spec import DataSpec, ModelSpec, RunSpec
+
+if TYPE_CHECKING:
+    from smolbook.data import PreparedData
 
 REASONING_KINDS = ("math", "code", "facts", "multiturn")  # the offline kinds whose traces are reasoning
 
@@ -125,7 +128,7 @@ class ConversationStream:
                 "epochs": self.epochs, "seed": self.seed, "conversations": self.conversations}
 
 
-def reasoning_stream(spec: Any, data: Any, budget: Budget) -> ConversationStream:
+def reasoning_stream(spec: Any, data: PreparedData, budget: Budget) -> ConversationStream:
     """The ``reasoning-traces`` data builder: think-mode conversations of ``options.kinds`` (offline) or the released
     mixture (online) in ChatML, packed into full rows for trainer ``pretrain``, every token in the loss, position ids
     restarting at every conversation (not TRL's ``packing_strategy="wrapped"``: it packs the same way but does not

@@ -9,16 +9,16 @@ shares, and at ``full`` (``model: recipe`` and fields written ``recipe``) the re
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from smolbook.errors import SmolbookError
-from smolbook.recipe import load_post_training, load_recipe
+from smolbook.recipe import ModelSize, load_post_training, load_recipe
 from smolbook.validation import validate
 
 SCALES_FILE = Path(__file__).with_name("scales.yaml")
@@ -29,7 +29,8 @@ LONG_CONTEXT_STAGES = ("lc-32k", "lc-64k")
 PHASES = (*LONG_CONTEXT_STAGES, "mid_training", "sft", "preference")
 # Scale fields ``full`` may write as ``recipe``: taken from the released pretraining run.
 RECIPE_FIELDS = ("seq_len", "micro_batch_size", "global_batch_size", "pretrain_tokens", "learning_rate", "warmup_steps")
-MODEL_SIZE_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
+# The sizes a scale's ``model`` entry must set: the recipe's field list (num_key_value_heads may follow the recipe).
+MODEL_SIZE_FIELDS = tuple(f.name for f in fields(ModelSize) if f.name != "num_key_value_heads")
 
 
 class ScaleError(SmolbookError, ValueError):
@@ -37,13 +38,9 @@ class ScaleError(SmolbookError, ValueError):
 
 
 @dataclass(frozen=True)
-class ModelShape:
-    hidden_size: int
-    num_hidden_layers: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    intermediate_size: int
-    vocab_size: int
+class ModelShape(ModelSize):
+    """A scale's model: the recipe's size fields, with the layout the scale takes from the recipe."""
+
     no_rope_layer_interval: int
     rope_theta: float
     rope_theta_long: tuple[float, float]
@@ -104,15 +101,15 @@ class Evaluation(_Entry):
     agent_tokens: PositiveInt              # 15: new tokens per agent turn
 
 
-class ModelEntry(_Entry):
-    """A scale's model in the table: its sizes; the recipe gives the rest (4 query heads per KV head, NoPE every 4th
-    layer, RoPE theta per stage) unless ``num_key_value_heads`` / ``no_rope_layer_interval`` say otherwise."""
+_ModelEntryBase = create_model("_ModelEntryBase", __base__=_Entry,
+                               **{name: (PositiveInt, ...) for name in MODEL_SIZE_FIELDS})
 
-    hidden_size: PositiveInt
-    num_hidden_layers: PositiveInt
-    num_attention_heads: PositiveInt
-    intermediate_size: PositiveInt
-    vocab_size: PositiveInt
+
+class ModelEntry(_ModelEntryBase):
+    """A scale's model in the table: its sizes (:class:`smolbook.recipe.ModelSize`'s fields); the recipe gives the rest
+    (4 query heads per KV head, NoPE every 4th layer, RoPE theta per stage) unless ``num_key_value_heads`` /
+    ``no_rope_layer_interval`` say otherwise."""
+
     num_key_value_heads: PositiveInt | None = None
     no_rope_layer_interval: PositiveInt | None = None
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import datasets
 import pandas as pd
@@ -31,6 +31,9 @@ from smolbook.scales import Budget, Scale, get_scale
 from smolbook.teacher import filter_correct
 from smolbook.train.spec import BudgetSpec, DataSpec, ModelSpec, RunSpec
 from smolbook.train.trl import chat_tokenizer  # noqa: F401  (the tokenizer the SFT trainer reads: the chapter uses it)
+
+if TYPE_CHECKING:
+    from smolbook.data import PreparedData
 
 MULTI_STEP_KINDS = REASONING_KINDS  # problems whose answer needs more than one step: the kinds mid-training reasons on
 MID, LONG_CONTEXT = "chapter:09_midtraining", "chapter:08_long_context"  # the recipe's start, and the control's
@@ -111,7 +114,7 @@ def epoch_subset(rows: Any, tokens: int, n_tokens: Callable[[dict], int], min_ro
     return rows.select(range(n))
 
 
-def conversations_stream(spec: Any, data: Any, budget: Budget) -> Any:
+def conversations_stream(spec: Any, data: PreparedData, budget: Budget) -> Any:
     """The ``conversations`` data builder, the dual-mode SFT mixture: offline, the generated conversations of
     ``options.kinds`` (every kind by default) with think-mode conversations kept at ``options.think_ratio`` of the
     no_think tokens (the recipe's 0.8B : 1B); online, the released SFT mixture streamed from the hub."""

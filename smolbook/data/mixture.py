@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ from smolbook.data.sources import HubTokenSource, SourceSpec, stand_in
 from smolbook.errors import SmolbookError
 from smolbook.recipe import load_recipe
 from smolbook.scales import pretraining_shares, split_steps
+
+if TYPE_CHECKING:
+    from smolbook.data.build import PreparedData
 
 PRETRAINING_STAGES = ("stable", "stable-2", "decay")
 
@@ -147,7 +150,7 @@ class PretrainStream:
     ``mixtures`` (stage -> list of SourceSpec) overrides the recipe, e.g. for tests and ablations.
     """
 
-    def __init__(self, data: Any, stages: Sequence[str] = PRETRAINING_STAGES, token_budget: int | None = None,
+    def __init__(self, data: PreparedData, stages: Sequence[str] = PRETRAINING_STAGES, token_budget: int | None = None,
                  seq_len: int | None = None, batch_size: int | None = None, seed: int = 0,
                  doc_masking: bool = True, boundaries: dict[str, tuple[int, int]] | None = None,
                  mixtures: dict[str, Sequence[SourceSpec]] | None = None,
@@ -278,7 +281,7 @@ class PretrainStream:
                 "boundaries": {k: list(v) for k, v in self.boundaries.items()}}
 
 
-def validation_batches(data: Any, domain: str, seq_len: int | None = None, batch_size: int | None = None,
+def validation_batches(data: PreparedData, domain: str, seq_len: int | None = None, batch_size: int | None = None,
                        max_batches: int | None = None, doc_masking: bool = True) -> list[dict[str, torch.Tensor]]:
     """Held-out documents of ``domain`` (``data.tokens["valid"]``) packed in their fixed order, for a
     per-domain validation loss that is the same at every evaluation. The last row is padded

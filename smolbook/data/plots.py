@@ -1,12 +1,15 @@
 """Figures of chapter 01 (data): stage mixtures, document lengths, a packed batch and its mask."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from smolbook.data.corpus import DOMAINS
 from smolbook.data.packing import block_causal_mask, pack_documents, segment_ids
+
+if TYPE_CHECKING:
+    from smolbook.data.build import PreparedData
 
 CATEGORY_COLOURS = {"web": "#4C72B0", "multilingual-web": "#55A868", "code": "#C44E52", "math": "#8172B2",
                     "reasoning": "#CCB974"}
@@ -34,7 +37,7 @@ def stage_mixture_bars(recipe: Any, stages: list[str] | None = None):
     return fig
 
 
-def length_histograms(data: Any, seq_len: int):
+def length_histograms(data: PreparedData, seq_len: int):
     """Document length (tokens, log scale) per domain, with the training context marked."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter

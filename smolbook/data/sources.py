@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Iterator, Protocol
 
 import numpy as np
 
 from smolbook.errors import SmolbookError
 from smolbook.scales import load_scales
+
+if TYPE_CHECKING:
+    from smolbook.data.build import PreparedData
 
 # The recipe's categories and the offline domain standing in for each (one domain per category).
 OFFLINE_STAND_IN = {
@@ -189,7 +192,7 @@ class HubTokenSource:
         self._off, self._replays = state["offset"], int(state.get("replays", 0))
 
 
-def dataset_texts(entry: Any, data: Any) -> Iterator[str]:
+def dataset_texts(entry: Any, data: PreparedData) -> Iterator[str]:
     """The documents of one recipe dataset at ``data``'s scale: streamed from the hub at small/full,
     the offline domain standing in for its category at smoke/tiny."""
     spec = entry if isinstance(entry, SourceSpec) else SourceSpec.from_entry(entry)

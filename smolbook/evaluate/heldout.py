@@ -18,7 +18,7 @@ book's own tokenizer and corpus.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
@@ -26,6 +26,9 @@ from smolbook.data import DOMAINS
 from smolbook.data.mixture import validation_batches
 from smolbook.errors import SmolbookError
 from smolbook.scales import Scale, get_scale
+
+if TYPE_CHECKING:
+    from smolbook.data import PreparedData
 
 GENERATION_TASKS = ("arithmetic", "code_output", "translation")
 Item = tuple[list[int], int]  # (token ids, index of the first scored token)
@@ -152,7 +155,7 @@ def _rows(ds: Any, n: int | None) -> list[dict]:
     return [ds[i] for i in range(m)]
 
 
-def heldout_evaluator(data: Any, scale: str | Scale, max_examples: int | None = None,
+def heldout_evaluator(data: PreparedData, scale: str | Scale, max_examples: int | None = None,
                       max_valid_rows: int | None = None, rows_per_batch: int = 8) -> Callable[[torch.nn.Module], dict]:
     """An ``eval_fn(model) -> metrics`` for the trainer: ``valid_loss/<domain>``, ``valid_loss`` (mean over
     domains), ``acc/cloze``, ``acc/<task>`` (exact match) and ``token_acc/<task>`` for the generation tasks.
@@ -199,7 +202,7 @@ def embedding_norm(model: torch.nn.Module) -> float:
     return float(w.norm(dim=-1).mean())
 
 
-def ablation_evaluator(data: Any, scale: str | Scale, max_valid_rows: int = ABLATION_VALID_ROWS,
+def ablation_evaluator(data: PreparedData, scale: str | Scale, max_valid_rows: int = ABLATION_VALID_ROWS,
                        cloze_rows: int = ABLATION_CLOZE_ROWS) -> Callable[[torch.nn.Module], dict]:
     """What every ablation run logs at each evaluation (``RunSpec.evaluation: ablation``): the embedding norm,
     held-out validation loss (``max_valid_rows`` rows per domain, no generation tasks: they cost more than the

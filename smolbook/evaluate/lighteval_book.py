@@ -16,7 +16,7 @@ import re
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from smolbook.data import prepare
 from smolbook.data.chat import KINDS
@@ -26,6 +26,9 @@ from smolbook.evaluate.lighteval_run import evaluate_checkpoint, quiet_evaluatio
 from smolbook.evaluate.longcontext import cloze_at, reports
 from smolbook.registry import registered_checkpoints
 from smolbook.scales import Scale, get_scale
+
+if TYPE_CHECKING:
+    from smolbook.data import PreparedData
 
 LONG_CONTEXT = "long_context"
 CHAT = "chat"   # mean of the two modes' per-row correctness: the chain's verdicts read it
@@ -109,7 +112,7 @@ def chat_trained(path: str | os.PathLike) -> bool:
     return config.is_file() and json.loads(config.read_text()).get("eos_token") == "<|im_end|>"
 
 
-def long_context_score(path: str | os.PathLike, data: Any, scale: str | Scale, sizes: EvalSizes, seed: int = 0) -> float:
+def long_context_score(path: str | os.PathLike, data: PreparedData, scale: str | Scale, sizes: EvalSizes, seed: int = 0) -> float:
     """Cloze accuracy with the fact far back in the context, averaged over ``sizes.lc_lengths`` (chance 0.25)."""
     rep = reports({"x": Path(path)}, data, get_scale(scale).name, list(sizes.lc_lengths), n=sizes.lc_items, seed=seed,
                   control=False, loss_windows=1, loss_length=max(sizes.lc_lengths))["x"]

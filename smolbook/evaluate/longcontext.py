@@ -25,7 +25,7 @@ import random
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM
@@ -33,6 +33,9 @@ from transformers import AutoModelForCausalLM
 from smolbook.errors import SmolbookError
 from smolbook.evaluate import ruler
 from smolbook.scales import Scale, get_scale
+
+if TYPE_CHECKING:
+    from smolbook.data import PreparedData
 
 SUMMARY = "\n\nIn summary, "  # the query of the corpus' cloze evaluation (smolbook.data.text.cloze_eval)
 
@@ -62,7 +65,7 @@ def _filler(hay: ruler.Haystack, texts: list[str], avoid: str, rng: random.Rando
 class ClozeItems:
     """The cloze rows of ``data`` tokenized once: fact documents, questions, choices, labels, and the filler text."""
 
-    def __init__(self, data: Any, n: int):
+    def __init__(self, data: PreparedData, n: int):
         rows = list(data.evals["cloze"])[:n]
         if len(rows) < 2:
             raise SmolbookError("long-context report: needs at least 2 cloze rows (data.evals['cloze'])")
@@ -97,7 +100,7 @@ class ClozeItems:
         return prompts, controls, dist
 
 
-def cloze_at_distance(model: Any, data: Any, lengths: Sequence[int], *, n: int = 64, seed: int = 0,
+def cloze_at_distance(model: Any, data: PreparedData, lengths: Sequence[int], *, n: int = 64, seed: int = 0,
                       batch_size: int = 8, control: bool = True, progress: bool = False) -> list[dict[str, Any]]:
     """Per length: cloze accuracy and answer loss with the fact ~``length`` tokens back, and with it absent.
 
@@ -135,7 +138,7 @@ def cloze_at_distance(model: Any, data: Any, lengths: Sequence[int], *, n: int =
     return out
 
 
-def long_context_report(model: Any, data: Any, scale: str | Scale, lengths: Sequence[int] | None = None, *,
+def long_context_report(model: Any, data: PreparedData, scale: str | Scale, lengths: Sequence[int] | None = None, *,
                         n: int = 64, seed: int = 0, synthetic: bool = True, control: bool = True,
                         loss_length: int | None = None, loss_windows: int = 8, progress: bool = False
                         ) -> dict[str, Any]:
@@ -250,7 +253,7 @@ def plot_report(reports: dict[str, Sequence[dict[str, Any]]], axes: Sequence[Any
 
 
 # -- reading reports (chapters 08, 09, 12, 13 and 14 read long context the same way) -----------------------------
-def reports(checkpoints: dict[str, Path], data: Any, scale: str, lengths: Sequence[int], *, n: int, seed: int = 0,
+def reports(checkpoints: dict[str, Path], data: PreparedData, scale: str, lengths: Sequence[int], *, n: int, seed: int = 0,
             synthetic: bool = False, **options: Any) -> dict[str, dict[str, Any]]:
     """The long-context report of each checkpoint (label -> report), loaded with plain transformers; ``options``
     go to :func:`long_context_report` (``control``, ``loss_length``, ...)."""
@@ -268,7 +271,7 @@ def cloze_at(report: dict[str, Any], lengths: Sequence[int], key: str = "accurac
     return statistics.fmean(r[key] for r in rows) if rows else float("nan")
 
 
-def nearest_cloze_length(data: Any, scale: str) -> int:
+def nearest_cloze_length(data: PreparedData, scale: str) -> int:
     """The shortest multiple (1, 2, 4, ...) of the scale's base length whose rows hold a cloze prompt (a biography,
     filler and its question): where later chapters read long context, because chapter 08's extended model is above
     chance there and at chance far beyond it at ``tiny`` (smoke's 64-token rows hold no prompt)."""

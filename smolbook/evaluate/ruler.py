@@ -35,13 +35,16 @@ import random
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from smolbook.errors import SmolbookError
+
+if TYPE_CHECKING:
+    from smolbook.data import PreparedData
 
 TASKS = ("single_needle", "multi_key", "multi_value", "variable_tracking")
 CONTEXT_MULTIPLES = (1, 2, 4, 8)
@@ -83,7 +86,7 @@ class Haystack:
             raise SmolbookError("ruler: filler text has fewer than 8 distinct words to use as keys; give it more text")
 
     @classmethod
-    def from_data(cls, data: Any, max_docs_per_domain: int | None = None) -> "Haystack":
+    def from_data(cls, data: PreparedData, max_docs_per_domain: int | None = None) -> "Haystack":
         """A haystack from ``prepare(...)``'s held-out documents (``data.valid[domain]['text']``), all domains."""
         texts: list[str] = []
         for domain in sorted(data.valid):

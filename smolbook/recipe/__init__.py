@@ -15,12 +15,12 @@ from smolbook.recipe.facts import ConfigFact, config_facts
 from smolbook.recipe.ledger import LedgerRow, facts_of, ledger, share_rows, stage_rows
 from smolbook.recipe.post_training import PostTraining, load_post_training, load_post_training_file
 from smolbook.recipe.schema import (BLOG_BUCKETS, CATEGORIES, COUNTS_AS, HUB_ID_SOURCES, LEDGER_KINDS, RECIPE_FILE,
-                                    Architecture, BlogFact, DatasetEntry, Optimizer, Recipe, RecipeError, Run,
-                                    Schedule, Stage, load_recipe, load_recipe_file)
+                                    Architecture, BlogFact, DatasetEntry, ModelSize, Optimizer, Recipe, RecipeError,
+                                    Run, Schedule, Stage, load_recipe, load_recipe_file)
 from smolbook.recipe.units import human_tokens
 
 __all__ = ["BLOG_BUCKETS", "CATEGORIES", "COUNTS_AS", "HUB_ID_SOURCES", "LEDGER_KINDS", "RECIPE_FILE", "Architecture",
-           "BlogFact", "ConfigFact", "DatasetEntry", "LedgerRow", "Optimizer", "PostTraining", "Recipe", "RecipeError",
+           "BlogFact", "ConfigFact", "DatasetEntry", "LedgerRow", "ModelSize", "Optimizer", "PostTraining", "Recipe", "RecipeError",
            "Run", "Schedule", "Stage", "config_facts", "facts_of", "format_summary", "human_tokens", "ledger",
            "load_post_training", "load_post_training_file", "load_recipe", "load_recipe_file", "mixture_rows",
            "register_cli", "share_rows", "stage_rows"]

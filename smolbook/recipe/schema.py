@@ -68,14 +68,21 @@ class DatasetEntry:
 
 
 @dataclass(frozen=True)
-class Architecture:
-    config_file: str
+class ModelSize:
+    """A decoder's sizes: the one field list the recipe's architecture and every scale's model share
+    (:class:`smolbook.scales.ModelShape` adds what a scale derives from the recipe)."""
+
     hidden_size: int
     num_hidden_layers: int
     num_attention_heads: int
     num_key_value_heads: int
     intermediate_size: int
     vocab_size: int
+
+
+@dataclass(frozen=True)
+class Architecture(ModelSize):
+    config_file: str
     tie_word_embeddings: bool
     no_rope_layer: int
     rms_norm_eps: float

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smolbook import cluster
 from smolbook.cluster import GPUS_PER_NODE, placement, recipe_nodes
@@ -39,6 +39,9 @@ from smolbook.train.config import TrainConfig
 from smolbook.train.loop import TrainResult, pretrain
 from smolbook.train.spec import EVALUATIONS, RunSpec
 from smolbook.train.trl import train_trl, trl_checkpoints
+
+if TYPE_CHECKING:
+    from smolbook.data import PreparedData
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 # accelerate configs: one GPU for ``small``; FSDP full-shard over SmolLM3DecoderLayer in bf16 for the 3B (``full``).
@@ -99,7 +102,7 @@ def data_builder_of(name: str) -> DataBuilder:
     return fn
 
 
-def build_data(spec: RunSpec, data: Any | None = None) -> Any:
+def build_data(spec: RunSpec, data: PreparedData | None = None) -> Any:
     """The data stream a spec trains on (its builder at its budget): what a chapter shows of a run's data is then
     what the trainer reads. ``data``: the prepared data folder (read from the spec's output folder by default)."""
     if data is None:
@@ -108,7 +111,7 @@ def build_data(spec: RunSpec, data: Any | None = None) -> Any:
 
 
 @data_builder("stages")
-def _stage_stream(spec: RunSpec, data: Any, budget: Budget) -> Any:
+def _stage_stream(spec: RunSpec, data: PreparedData, budget: Budget) -> Any:
     """The recipe's stage mixtures (offline: each dataset's stand-in domain), packed into rows, resumable."""
     stages = spec.data.stages or _default_stages(spec.phase)
     up = spec.data.options.get("upsample_long")  # [min_tokens, factor]: long documents drawn factor times
