@@ -3,11 +3,14 @@
 //
 //   node site/check.mjs <chromium> <spec.json>
 //
-// spec.json: {"index": url, "chapter": url, "pages": [url, ...], "shots": [index.png, chapter.png],
-//             "query": "a word to search for"}
+// spec.json: {"index": url, "chapter": url, "pages": [url, ...], "chapters": [url, ...],
+//             "shots": [{"url": url, "path": png}, ...], "query": "a word to search for"}
 // Every page in `pages` (the landing page and every chapter) is checked for what a reader must never
-// see (object reprs, library warnings, progress bars frozen at 0%), images that do not load, internal
-// links (and #anchors) that lead nowhere, and console errors; each finding is one line in `problems`.
+// see (object reprs, library warnings, progress bars frozen at 0%, a trainer's log tables or log lines),
+// code wider than the page, images that do not load, internal links (and #anchors) that lead nowhere,
+// and console errors; every page in `chapters` must open with its verdict summary, and the landing page
+// must show the verdict chart. Each finding is one line in `problems`. `shots` are saved as screenshots of
+// the top of each page: what a reader sees before scrolling.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +27,8 @@ const FORBIDDEN = [
   ["accelerate's shared-tensor warning", /Removed shared tensor/],
   ['a Python warning', /\b(FutureWarning|DeprecationWarning|UserWarning):/],
   ['a progress bar frozen at 0%', /(^|[^\d.])0%\|/m],
+  // transformers' Trainer prints each log dict when its own bar is off (PrinterCallback)
+  ["a line from a trainer's progress callback", /\{'(loss|train_loss|train_runtime|eval_loss|grad_norm|learning_rate)': /],
   // The reference material lives beside the repository (../shared), never in it: a page must not send readers there.
   ['a pointer to a file outside the repository', /\.\.\/shared\/|\b[A-Z][A-Z_]+_PLAN(\.md)?\b/],
 ];
@@ -73,13 +78,33 @@ async function visit(page, url) {
   page.on('pageerror', onError);
   await page.goto(url, { waitUntil: 'load' });
   await page.waitForFunction(() => [...document.images].every((img) => img.complete), null, { timeout: 10000 }).catch(() => {});
-  const seen = await page.evaluate(() => ({
+  const seen = await page.evaluate(() => {
+    // What a reader reads without unfolding anything (the site keeps it no longer than it must be).
+    const textLength = (document.querySelector('main')?.innerText ?? '').length;
+    // Folded code counts too: open every fold before measuring what is wider than the page.
+    document.querySelectorAll('main details').forEach((d) => { d.open = true; });
+    const article = document.querySelector('main article');
+    const wide = [...document.querySelectorAll('main pre')].filter((p) => p.scrollWidth > p.clientWidth + 1
+      || (article && p.getBoundingClientRect().right > article.getBoundingClientRect().right + 1));
+    // transformers' notebook callback draws a table of "Step | Training Loss" per run
+    const trainerTables = [...document.querySelectorAll('main table')].filter((t) => {
+      const heads = [...t.querySelectorAll('th')].map((th) => th.textContent.trim());
+      return heads.includes('Step') && heads.some((h) => /^(Training|Validation) Loss$/.test(h));
+    });
+    const first = article?.querySelector(':scope > aside, :scope > .block, :scope > p:not(.download), :scope > section');
+    return {
     title: document.title,
+    wideCode: wide.map((p) => p.textContent.split('\n').find((l) => l.trim()) ?? ''),
+    trainerTables: trainerTables.length,
+    opensWithSummary: Boolean(first && first.matches('aside.chapter-verdicts')),
+    verdictChart: document.querySelectorAll('main img.verdict-chart').length,
+    textLength,
+    unfoldedLength: (document.querySelector('main')?.innerText ?? '').length,
     heading: document.querySelector('h1.page-title')?.innerText ?? '',
     text: document.querySelector('main')?.textContent ?? '',
     images: [...document.images].map((img) => ({ src: img.getAttribute('src'), complete: img.complete, naturalWidth: img.naturalWidth })),
     links: [...document.querySelectorAll('a[href]')].map((a) => a.href),
-  }));
+  }; });
   page.off('console', onConsole);
   page.off('pageerror', onError);
   const problems = [];
@@ -87,10 +112,15 @@ async function visit(page, url) {
     const m = seen.text.match(pattern);
     if (m) problems.push(`${what}: …${seen.text.slice(Math.max(0, m.index - 60), m.index + 60).replace(/\s+/g, ' ')}…`);
   }
+  for (const line of seen.wideCode) problems.push(`code wider than the page: ${line.slice(0, 80)}`);
+  if (seen.trainerTables) problems.push(`${seen.trainerTables} table(s) from a trainer's progress callback`);
+  if (spec.chapters.includes(url) && !seen.opensWithSummary) problems.push('the chapter does not open with its verdict summary');
+  if (url === spec.index && !seen.verdictChart) problems.push('the landing page has no verdict chart');
   for (const img of seen.images) if (!img.naturalWidth) problems.push(`image did not load: ${img.src}`);
   for (const href of brokenLinks(seen.links)) problems.push(`link leads nowhere: ${href}`);
   for (const e of errors) problems.push(`console error: ${e}`);
-  return { url, title: seen.title, heading: seen.heading, images: seen.images, links: seen.links.length, problems };
+  return { url, title: seen.title, heading: seen.heading, images: seen.images, links: seen.links.length,
+    textLength: seen.textLength, unfoldedLength: seen.unfoldedLength, problems };
 }
 
 try {
@@ -110,7 +140,7 @@ try {
     badges: await page.locator('main .badge').count(),
     thumbnails: await page.locator('main .thumb img').count(),
   };
-  await page.screenshot({ path: spec.shots[0], fullPage: true });
+
   // The search box: typing a word lists the pages that hold it.
   await page.fill('#search', spec.query);
   const search = { query: spec.query, hits: [] };
@@ -131,8 +161,12 @@ try {
     prev: await page.locator('footer.pager a.prev').count(),
     next: await page.locator('footer.pager a.next').count(),
   };
-  await page.screenshot({ path: spec.shots[1] });
-  console.log(JSON.stringify({ index, chapter, pages, search, offsite, screenshots: spec.shots }));
+  for (const shot of spec.shots) {
+    await page.goto(shot.url, { waitUntil: 'load' });
+    await page.waitForFunction(() => [...document.images].every((img) => img.complete), null, { timeout: 10000 }).catch(() => {});
+    await page.screenshot({ path: shot.path });
+  }
+  console.log(JSON.stringify({ index, chapter, pages, search, offsite, screenshots: spec.shots.map((s) => s.path) }));
 } finally {
   await context.close();
   fs.rmSync(userDataDir, { recursive: true, force: true });

@@ -124,6 +124,7 @@ class Verdict:
     note: str = ""
     items: int | None = None  # held-out items each seed's value is computed on (required for a probe)
     reference: str | None = None  # the arm that is one reference checkpoint, not run per seed
+    at_chance: bool = False  # a probe that stayed within its margin of chance in both arms
 
     @property
     def n_seeds(self) -> int:
@@ -157,7 +158,7 @@ class Verdict:
                 "scale": scale, "kind": c.kind, "metric": c.metric, "direction": c.direction, "margin": c.margin,
                 "interval": None if self.interval is None else list(self.interval), "effect": self.effect,
                 "n_seeds": self.n_seeds, "items": self.items, "chance": c.chance, "reference": self.reference,
-                "values": self.values,
+                "values": self.values, "reason": self.reason, "at_chance": self.at_chance,
                 "rule": RULE}
 
 
@@ -212,9 +213,10 @@ def decide(claim: Claim, baseline: Sequence[float] | float, recipe: Sequence[flo
     diffs = [sign * (y - x) for x, y in zip(b, r)]
     effect = statistics.fmean(diffs) if finite else None
 
-    def verdict(status: str, reason: str, interval: tuple[float, float] | None = None) -> Verdict:
+    def verdict(status: str, reason: str, interval: tuple[float, float] | None = None,
+                at_chance: bool = False) -> Verdict:
         return Verdict(claim, status, reason, effect, interval, baseline_name, recipe_name, values, note, items,
-                       reference)
+                       reference, at_chance)
 
     if max_effect is not None and max_effect < claim.margin:
         return verdict("inconclusive", f"under-powered: the largest effect this run can show is {max_effect:.4g}, "
@@ -230,7 +232,7 @@ def decide(claim: Claim, baseline: Sequence[float] | float, recipe: Sequence[flo
     else:
         how = "by its own control" + (f"; chance {claim.chance:g}" if claim.chance is not None else "")
     if at_chance:
-        return verdict("inconclusive", f"the probe stays at chance in both arms ({how}): {means}")
+        return verdict("inconclusive", f"the probe stays at chance in both arms ({how}): {means}", at_chance=True)
     if len(diffs) < max(2, min_seeds):
         return verdict("inconclusive", f"under-powered: {len(diffs)} seed(s) per arm, the rule needs {min_seeds}")
     # A probe whose seeds all give one value in an arm run per seed, or a measurement whose every per-seed arm gives
@@ -266,6 +268,6 @@ def check_record(check: Check, measured: str, ok: bool, scale: str) -> dict[str,
     return {"claim": check.claim, "measured": measured, "status": "holds" if ok else "differs",
             "source": check.source, "scale": scale, "kind": "implementation", "metric": None,
             "direction": "check", "margin": None, "interval": None, "effect": None, "n_seeds": None,
-            "items": None, "chance": None, "values": None,
+            "items": None, "chance": None, "values": None, "reason": None, "at_chance": False,
             "rule": "An implementation check: the code builds what the recipe describes. It is not evidence that the "
                     "recipe's choice helps."}

@@ -13,3 +13,7 @@ OTHER = "#f2f2f2"
 def stage_color(stage: str | None) -> str:
     """The fill of a stage (grey for anything the recipe does not name)."""
     return STAGE_COLORS.get(stage or "", OTHER)
+
+
+# A verdict's colour, the same on every figure and on the site's badges (site/style.css).
+VERDICT_COLORS = {"holds": "#1a7f37", "differs": "#cf222e", "inconclusive": "#9a6700"}

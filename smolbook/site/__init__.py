@@ -10,9 +10,9 @@ from disk (``file://``).
 
 What a reader sees is the product. Staging rewrites the run's executed notebooks for reading
 (:func:`prepare_notebook`: papermill's injected parameters shown in the notebook's own parameters cell, cells
-anchored, figures captioned); the landing page adds the report card's verdicts (badges linking to the cell
-that decided each), the run's facts and a headline figure per part of the recipe; each chapter page opens
-with its claims and verdicts.
+anchored, figures captioned); the landing page adds the verdict chart and the report card's verdicts (terse rows,
+badges linking to the cell that decided each), the run's facts and a headline figure per part of the recipe; each
+chapter page opens with what it found (its verdict chart, verdicts and headline figure); the report card is a page.
 
 The package, by concern: :mod:`~smolbook.site.tools` (Node.js, npm packages, Chromium), :mod:`~smolbook.site.staging`
 (what myst.yml names, copied into the build), :mod:`~smolbook.site.notebooks` (the executed notebooks rewritten for

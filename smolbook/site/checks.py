@@ -11,6 +11,14 @@ from smolbook.errors import SmolbookError
 from smolbook.site.tools import MAKE_RUN, REPO_DIR, SITE_DIR, chromium_path, default_run_dir, node_tool, run_node
 
 SEARCH_QUERY = "attention"
+# Chapters screenshotted besides the landing page and the chapter checked closely: SFT, the book's busiest page.
+SCREENSHOT_CHAPTERS = ("11",)
+
+
+def _notebook_of(run_dir: Path, page: Path) -> str:
+    """The executed notebook a chapter page shows ("11_sft.ipynb")."""
+    rendered = json.loads((run_dir / "site_src" / "pages.json").read_text())["pages"]
+    return (rendered.get(page.stem, {}).get("download") or {}).get("filename", "")
 
 
 def _chapter_pages(run_dir: Path) -> list[Path]:
@@ -28,9 +36,11 @@ def check_site(run_dir: str | os.PathLike | None = None, page: str | None = None
     """Open the built site in headless Chromium as a reader would and report what it saw (site/check.mjs):
     the landing page and every chapter page, each with its ``problems`` (object reprs, library warnings,
     progress bars at 0%, images that did not load, internal links or anchors that lead nowhere, console
-    errors); the sidebar, verdict badges and headline figures of the landing page; a search for ``query``;
-    one chapter page (``page``, default the first with verdicts and a figure). Screenshots of the landing page
-    and that chapter are saved in the run folder (``site_index.png``, ``site_chapter.png``)."""
+    errors, a trainer's log tables or lines, code wider than the page, a chapter that does not open with its
+    verdict summary, a landing page without the verdict chart); the sidebar, verdict badges and headline figures
+    of the landing page; a search for ``query``; one chapter page (``page``, default the first ablation chapter:
+    claims charted and a figure). Screenshots of the top of the landing page, that chapter and chapter 11 are saved
+    in the run folder (``site_index.png``, ``site_chapter.png``, ``site_chapter_11.png``)."""
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
     if not run_dir.is_dir():
         raise SmolbookError(f"no run folder at {run_dir}: make one with `{MAKE_RUN}`")
@@ -44,14 +54,19 @@ def check_site(run_dir: str | os.PathLike | None = None, page: str | None = None
     node_tool("playwright-core")
     chapters = _chapter_pages(run_dir)
     if page is None:
-        shown = [c for c in chapters if all(k in c.read_text() for k in ("chapter-verdicts", "output-figure"))]
+        # an ablation chapter: the first whose claims have a chart and whose page shows a figure of its own
+        shown = [c for c in chapters if all(k in c.read_text() for k in ('img class="verdict-chart"', "output-figure"))]
         chapter = (shown or chapters)[0]
     else:
         chapter = run_dir / "site" / page
     if not chapter.exists():
         raise SmolbookError(f"no page {page} in {run_dir / 'site'}")
+    shots = [(index, run_dir / "site_index.png"), (chapter, run_dir / "site_chapter.png")]
+    shots += [(c, run_dir / f"site_chapter_{n}.png") for n in SCREENSHOT_CHAPTERS for c in chapters
+              if _notebook_of(run_dir, c).startswith(f"{n}_") and c != chapter]
     spec = {"index": index.as_uri(), "chapter": chapter.as_uri(), "pages": [p.as_uri() for p in [index, *chapters]],
-            "shots": [str(run_dir / "site_index.png"), str(run_dir / "site_chapter.png")], "query": query}
+            "chapters": [c.as_uri() for c in chapters],
+            "shots": [{"url": p.as_uri(), "path": str(png)} for p, png in shots], "query": query}
     spec_file = run_dir / "site_src" / "check.json"
     spec_file.write_text(json.dumps(spec))
     proc = run_node([str(SITE_DIR / "check.mjs"), browser, str(spec_file)], REPO_DIR,

@@ -18,7 +18,7 @@ def _cmd_site(args: argparse.Namespace) -> int:
         print(f"browser: '{seen['index']['title']}': {len(seen['index']['nav'])} navigation entries, "
               f"{seen['index']['badges']} verdict badges, {seen['index']['thumbnails']} headline figures; "
               f"{len(seen['pages'])} pages checked, {len(problems)} problem(s); search '{seen['search']['query']}': "
-              f"{len(seen['search']['hits'])} hit(s); screenshots {seen['screenshots'][0]} {seen['screenshots'][1]}")
+              f"{len(seen['search']['hits'])} hit(s); screenshots {' '.join(seen['screenshots'])}")
         if problems:
             raise SmolbookError("the site in the browser:\n  " + "\n  ".join(problems))
     return 0

@@ -64,6 +64,13 @@ print("a library note on stderr", file=sys.stderr)
 display(Markdown("| arm | loss |\\n|---|---|\\n| fixture arm | 1.5 |"))
 
 # %%
+from smolbook.claims import Claim
+
+probe = Claim("the fixture probe beats its baseline", "fixture", "accuracy", "better", 0.05, higher_is_better=True,
+              chance=0.25, accuracy=True)
+book.judge(probe, [0.50, 0.55, 0.52], [0.70, 0.72, 0.69], items=64)
+
+# %%
 claim = "the fixture chapter draws a figure"
 book.verdict(claim, "one figure drawn", "holds")
 print(f"{claim}: holds")
@@ -231,8 +238,12 @@ def test_chapter_page_shows_executed_outputs(run_dir: Path, built):
     assert re.search(r'<pre class="output-text">42</pre>', text)  # the execute_result of 6 * 7
     assert 'class="katex"' in text  # math typeset at build time, no script needed
     imgs = [src for tag, src in _page(chapter).refs if tag == "img"]
-    assert len(imgs) == 1
-    assert (chapter.parent / imgs[0]).read_bytes() == base64.b64decode(png)  # the run's own figure
+    outputs = [src for src in imgs if src.startswith("public/")]
+    assert len(outputs) == 1
+    assert (chapter.parent / outputs[0]).read_bytes() == base64.b64decode(png)  # the run's own figure
+    # the page opens with what the chapter found: its claims' chart and its headline figure, then the story
+    assert imgs[:2] == ["figures/verdicts_01_site_fixture.png", "figures/01_site_fixture_curve.png"]
+    assert text.index('class="chapter-verdicts"') < text.index('class="block')
     assert "<figcaption>Figure 1. A measured curve.</figcaption>" in text  # captioned from the record
     assert "Download the executed notebook" in text
 
@@ -267,6 +278,27 @@ def test_verdicts_link_to_the_cell_that_decided_them(run_dir: Path, built):
     thumbs = re.findall(r'<a class="thumb" href="([^"]+)"><img src="([^"]+)"', landing)
     assert thumbs == [(chapter.name, "figures/01_site_fixture_curve.png")]  # Pretraining's headline figure
     assert (index.parent / thumbs[0][1]).is_file()
+
+
+def test_verdicts_are_a_chart_and_terse_rows(built):
+    """The landing page, the chapter and the report card show the verdict chart; a verdict row is the claim, its
+    effect [interval] vs margin with seeds and items, and the badge, the full measured sentence folded."""
+    index, _ = built
+    landing = index.read_text()
+    assert '<img class="verdict-chart" src="figures/verdicts.png"' in landing
+    assert (index.parent / "figures" / "verdicts.png").read_bytes()[:4] == b"\x89PNG"
+    row = re.search(r"<td>the fixture probe beats its baseline<details class=\"measured\"><summary>measured</summary>"
+                    r"<p>([^<]+)</p></details></td><td><span class=\"effect\">([^<]+)</span> "
+                    r"<span class=\"on\">([^<]+)</span></td>", landing)
+    assert row, "a terse row with the measured sentence folded"
+    assert row.group(1).startswith("accuracy: recipe 0.7033, seed spread 0.0300 vs baseline 0.5233")
+    assert row.group(2) == "+0.18 [+0.151, +0.209] vs margin 0.05" and row.group(3) == "3 seeds · 64 items"
+    report = next(p for p in index.parent.glob("*.html") if "<title>smolbook report card" in p.read_text())
+    text = report.read_text()
+    for part in ("Verdicts by part of the recipe", 'src="figures/verdicts.png"', "The blog against the released configs",
+                 "Implementation checks", "the fixture probe beats its baseline"):
+        assert part in text, part
+    assert "| chapter | claim |" not in text  # the page, not report.md's Markdown tables
 
 
 def test_search_index_lists_every_page(built):

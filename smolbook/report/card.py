@@ -1,4 +1,5 @@
-"""The report card: every chapter's headline numbers and claim verdicts in one ``report.md`` + ``report.json``.
+"""The report card: every chapter's headline numbers and claim verdicts in one ``report.md`` + ``report.json``, with
+the verdict chart and the time per chapter (:mod:`smolbook.report.charts`) in ``figures/``.
 
 Chapters record through :class:`smolbook.Chapter` into ``DIR/records/<chapter>.json``; the runner's
 ``manifest.json`` adds status and run time per notebook, the git revision and library versions.
@@ -12,6 +13,10 @@ from typing import Any
 
 from smolbook.claims import CONFIDENCE
 from smolbook.errors import SmolbookError
+from smolbook.report.charts import chapter_seconds_chart, effect_summary, verdict_chart
+
+VERDICT_CHART = "figures/report_verdicts.png"
+SECONDS_CHART = "figures/report_seconds.png"
 
 STATUS_MARK = {"holds": "holds", "differs": "DIFFERS", "inconclusive": "inconclusive"}
 
@@ -62,8 +67,10 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(card: dict[str, Any]) -> str:
-    """The report card as Markdown."""
+def render_markdown(card: dict[str, Any], charts: dict[str, str] | None = None) -> str:
+    """The report card as Markdown; ``charts`` names the figures it shows (``verdicts``, ``seconds``: paths
+    relative to the run folder, as :func:`write_report` draws them)."""
+    charts = charts or {}
     c = card["verdict_counts"]
     lines = [
         f"# smolbook report card: {card['scale'] or 'run'} scale", "",
@@ -76,16 +83,19 @@ def render_markdown(card: dict[str, Any]) -> str:
     ]
     empirical = [v for v in card["verdicts"] if v["kind"] == "empirical"]
     if empirical:
-        lines += [f"| chapter | claim | effect | {CONFIDENCE:.0%} CI | margin | seeds | items | chance | verdict "
-                  "| measured |", "|---|---|---:|---|---:|---:|---:|---:|---|---|"]
+        if charts.get("verdicts"):
+            lines += [f"![Every claim's effect and {CONFIDENCE:.0%} interval against its margin]({charts['verdicts']})",
+                      ""]
+        lines += [f"| chapter | claim | effect [{CONFIDENCE:.0%} CI] vs margin | seeds | items | chance | verdict |",
+                  "|---|---|---|---:|---:|---:|---|"]
         for v in empirical:
-            eff = "" if v.get("effect") is None else f"{v['effect']:+.4f}"
-            ci = "" if not v.get("interval") else f"[{v['interval'][0]:+.4f}, {v['interval'][1]:+.4f}]"
-            margin = "" if v.get("margin") is None else f"{v['margin']:g}"
             items = "" if v.get("items") is None else f"{v['items']:,}"
             chance = "" if v.get("chance") is None else f"{v['chance']:g}"
-            lines.append(f"| {v['chapter']} | {_cell(v['claim'])} | {eff} | {ci} | {margin} | {v.get('n_seeds') or ''} "
-                         f"| {items} | {chance} | {STATUS_MARK[v['status']]} | {_cell(v['measured'])} |")
+            verdict = STATUS_MARK[v["status"]] + (" (at chance)" if v.get("at_chance") else "")
+            lines.append(f"| {v['chapter']} | {_cell(v['claim'])} | {effect_summary(v)} | {v.get('n_seeds') or ''} "
+                         f"| {items} | {chance} | {verdict} |")
+        lines += ["", "### What each verdict rests on", ""]
+        lines += [f"- **{_cell(v['claim'])}** ({v['chapter']}): {_cell(v['measured'])}" for v in empirical]
         rules = list(dict.fromkeys(v["rule"] for v in empirical if v.get("rule")))
         lines += [""] + [f"Rule: {r}" for r in rules]
     else:
@@ -97,7 +107,10 @@ def render_markdown(card: dict[str, Any]) -> str:
                   "| chapter | check | measured | result |", "|---|---|---|---|"]
         lines += [f"| {v['chapter']} | {_cell(v['claim'])} | {_cell(v['measured'])} | "
                   f"{'pass' if v['status'] == 'holds' else 'FAIL'} |" for v in checks]
-    lines += ["", "## Chapters", "", "| chapter | status | seconds |", "|---|---|---:|"]
+    lines += ["", "## Chapters", ""]
+    if charts.get("seconds"):
+        lines += [f"![Seconds of notebook time per chapter]({charts['seconds']})", ""]
+    lines += ["| chapter | status | seconds |", "|---|---|---:|"]
     for ch in card["chapters"]:
         secs = "" if ch["seconds"] is None else f"{ch['seconds']:.1f}"
         lines.append(f"| {ch['name']} | {ch['status']} | {secs} |")
@@ -114,11 +127,17 @@ def render_markdown(card: dict[str, Any]) -> str:
 
 
 def write_report(run_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.json`` into the run folder; returns both paths."""
+    """Write ``report.md`` and ``report.json`` into the run folder, and the figures the card shows (the verdict
+    chart, seconds per chapter) into its ``figures/``; returns both paths."""
     card = collect(run_dir)
     run_dir = Path(run_dir)
+    charts = {}
+    if verdict_chart(card["verdicts"], run_dir / VERDICT_CHART):
+        charts["verdicts"] = VERDICT_CHART
+    if chapter_seconds_chart(card["chapters"], run_dir / SECONDS_CHART):
+        charts["seconds"] = SECONDS_CHART
     md, js = run_dir / "report.md", run_dir / "report.json"
-    md.write_text(render_markdown(card))
+    md.write_text(render_markdown(card, charts))
     js.write_text(json.dumps(card, indent=2, default=str))
     return md, js
 
