@@ -22,11 +22,12 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM
 
+from smolbook.data import PreparedData
 from smolbook.errors import SmolbookError
 from smolbook.evaluate.longcontext import long_context_report
 from smolbook.model import count_parameters, kv_cache_bytes_per_token, smollm3_config
@@ -35,8 +36,6 @@ from smolbook.train.run import fingerprint as run_fingerprint
 from smolbook.train.spec import BudgetSpec, DataSpec, ModelSpec, RunSpec, ScheduleSpec
 from smolbook.train.sweep import sweep
 
-if TYPE_CHECKING:
-    from smolbook.data import PreparedData
 
 # The recipe arm (the recipe's own settings) is one run per seed, whichever ablation chapter asks for it first.
 SHARED_CHAPTER, SHARED_RECIPE = "ablations", "recipe"

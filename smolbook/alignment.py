@@ -18,12 +18,13 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
 from smolbook.claims import Claim
+from smolbook.data import PreparedData
 from smolbook.data.chat import shared_chat_data
 from smolbook.data.hub_chat import open_chat_dataset, released_source
 from smolbook.data.preferences import preference_pairs
@@ -37,8 +38,6 @@ from smolbook.teacher import SolverTeacher
 from smolbook.train import DataSpec, ModelSpec, RunSpec, sweep
 from smolbook.train.trl import LOSS_TYPES
 
-if TYPE_CHECKING:
-    from smolbook.data import PreparedData
 
 CURVES = {"rewards/margins": "reward margin (chosen - rejected)", "rewards/accuracies": "preference accuracy"}
 # TRL's name of each loss, and how the book labels it.

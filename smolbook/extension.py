@@ -17,18 +17,17 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from transformers import AutoTokenizer
 
+from smolbook.data import PreparedData
 from smolbook.evaluate.longcontext import loss_between, reports
 from smolbook.model import load_with_rope
 from smolbook.recipe import load_recipe
 from smolbook.scales import LONG_CONTEXT_STAGES, get_scale
 from smolbook.train import DataSpec, ModelSpec, RunSpec, sweep
 
-if TYPE_CHECKING:
-    from smolbook.data import PreparedData
 
 STAGES = LONG_CONTEXT_STAGES
 

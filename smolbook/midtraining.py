@@ -20,13 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from transformers import AutoConfig
 
+from smolbook.data import PreparedData
 from smolbook.data.chat import render_row, shared_chat_data
 from smolbook.data.hub_chat import open_chat_dataset, released_source
 from smolbook.data.packing import pack_documents
@@ -37,8 +38,6 @@ from smolbook.scales import Budget, Scale, get_scale
 from smolbook.teacher import SolverTeacher, filter_correct
 from smolbook.train.spec import DataSpec, ModelSpec, RunSpec
 
-if TYPE_CHECKING:
-    from smolbook.data import PreparedData
 
 REASONING_KINDS = ("math", "code", "facts", "multiturn")  # the offline kinds whose traces are reasoning
 

@@ -14,12 +14,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import datasets
 import pandas as pd
 
 from smolbook.claims import Check, Claim
+from smolbook.data import PreparedData
 from smolbook.data.chat import KINDS, prompt_messages, render_row, shared_chat_data, template_kwargs
 from smolbook.data.conversations import MODES
 from smolbook.data.hub_chat import open_chat_dataset, released_source
@@ -32,8 +33,6 @@ from smolbook.teacher import filter_correct
 from smolbook.train.spec import BudgetSpec, DataSpec, ModelSpec, RunSpec
 from smolbook.train.trl import chat_tokenizer  # noqa: F401  (the tokenizer the SFT trainer reads: the chapter uses it)
 
-if TYPE_CHECKING:
-    from smolbook.data import PreparedData
 
 MULTI_STEP_KINDS = REASONING_KINDS  # problems whose answer needs more than one step: the kinds mid-training reasons on
 MID, LONG_CONTEXT = "chapter:09_midtraining", "chapter:08_long_context"  # the recipe's start, and the control's

@@ -12,10 +12,11 @@ from __future__ import annotations
 from smolbook.lazy import lazy_exports
 
 _EXPORTS = {
-    "smolbook.data.build": ("prepare", "PreparedData", "fingerprint", "heldout_specs"),
+    "smolbook.data.build": ("prepare", "fingerprint", "heldout_specs"),
+    "smolbook.data.products": ("PreparedData", "TokenDocs"),
     "smolbook.data.cli": ("register_cli",),
     "smolbook.data.corpus": ("DOMAINS", "EVAL_TASKS", "GENERATOR_VERSION", "generate_corpus"),
-    "smolbook.data.mixture": ("PRETRAINING_STAGES", "Mixture", "PretrainStream", "TokenDocs", "default_boundaries",
+    "smolbook.data.mixture": ("PRETRAINING_STAGES", "Mixture", "PretrainStream", "default_boundaries",
                               "validation_batches"),
     "smolbook.data.packing": ("ATTN_IMPLEMENTATION", "block_causal_mask", "pack_documents", "positions_for",
                               "segment_ids", "time_attention"),

@@ -30,7 +30,8 @@ import numpy as np
 
 from smolbook.data.chat import KINDS, build_chat_data, render_row
 from smolbook.data.corpus import DOMAINS, EVAL_TASKS, GENERATOR_VERSION, Corpus, generate_corpus
-from smolbook.data.mixture import PRETRAINING_STAGES, TokenDocs
+from smolbook.data.mixture import PRETRAINING_STAGES
+from smolbook.data.products import PreparedData, TokenDocs
 from smolbook.data.sources import HubUnreachable, SourceSpec, _hub_error, as_text, open_hub_dataset, stand_in
 from smolbook.data.tokenizer import load_book_tokenizer, load_tokenizer, train_bpe
 from smolbook.errors import SmolbookError
@@ -42,27 +43,6 @@ TOKENIZER_VERSION = 2  # 2: trained on the corpus and a sample of the rendered S
 # the BPE is trained on (tokenizer_texts).
 CHAT_SAMPLE_EVERY = 10
 _PARTS = ("corpus", "evals", "tokenizer", "tokens")
-
-
-@dataclass
-class PreparedData:
-    """The data products of one scale and seed."""
-
-    scale: Scale
-    seed: int
-    root: Path
-    tokenizer: Any
-    tokenizer_dir: Path
-    train: dict[str, Any] = field(default_factory=dict)   # domain -> datasets.Dataset
-    valid: dict[str, Any] = field(default_factory=dict)   # domain -> datasets.Dataset (held-out docs)
-    evals: dict[str, Any] = field(default_factory=dict)   # task -> datasets.Dataset
-    tokens: dict[str, dict[str, TokenDocs]] = field(default_factory=dict)  # split -> domain -> TokenDocs
-    manifest: dict = field(default_factory=dict)
-    from_cache: bool = False
-
-    def sizes(self) -> dict[str, dict[str, int]]:
-        """Documents and tokens per domain of the training split (as recorded in the manifest)."""
-        return self.manifest.get("sizes", {}).get("train", {})
 
 
 def fingerprint(scale: Scale, seed: int) -> str:

@@ -11,43 +11,20 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from smolbook.data.packing import pack_documents, positions_for
+from smolbook.data.products import PreparedData, TokenDocs
 from smolbook.data.sources import HubTokenSource, SourceSpec, stand_in
 from smolbook.errors import SmolbookError
 from smolbook.recipe import load_recipe
 from smolbook.scales import pretraining_shares, split_steps
 
-if TYPE_CHECKING:
-    from smolbook.data.build import PreparedData
 
 PRETRAINING_STAGES = ("stable", "stable-2", "decay")
-
-
-@dataclass
-class TokenDocs:
-    """Pre-tokenized documents: one flat id array (each document ends with eos) and offsets."""
-
-    ids: np.ndarray       # int32 [total tokens]
-    offsets: np.ndarray   # int64 [n_docs + 1]
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def doc(self, i: int) -> np.ndarray:
-        return self.ids[self.offsets[i]:self.offsets[i + 1]]
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
-    @property
-    def n_tokens(self) -> int:
-        return int(self.offsets[-1])
 
 
 class OfflineTokenSource:

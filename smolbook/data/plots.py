@@ -1,15 +1,14 @@
 """Figures of chapter 01 (data): stage mixtures, document lengths, a packed batch and its mask."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from smolbook.data.corpus import DOMAINS
 from smolbook.data.packing import block_causal_mask, pack_documents, segment_ids
+from smolbook.data.products import PreparedData
 
-if TYPE_CHECKING:
-    from smolbook.data.build import PreparedData
 
 CATEGORY_COLOURS = {"web": "#4C72B0", "multilingual-web": "#55A868", "code": "#C44E52", "math": "#8172B2",
                     "reasoning": "#CCB974"}

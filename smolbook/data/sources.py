@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Protocol
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 
+from smolbook.data.products import PreparedData
 from smolbook.errors import SmolbookError
 from smolbook.scales import load_scales
 
-if TYPE_CHECKING:
-    from smolbook.data.build import PreparedData
 
 # The recipe's categories and the offline domain standing in for each (one domain per category).
 OFFLINE_STAND_IN = {

@@ -18,17 +18,15 @@ book's own tokenizer and corpus.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import torch
 
-from smolbook.data import DOMAINS
+from smolbook.data import DOMAINS, PreparedData
 from smolbook.data.mixture import validation_batches
 from smolbook.errors import SmolbookError
 from smolbook.scales import Scale, get_scale
 
-if TYPE_CHECKING:
-    from smolbook.data import PreparedData
 
 GENERATION_TASKS = ("arithmetic", "code_output", "translation")
 Item = tuple[list[int], int]  # (token ids, index of the first scored token)

@@ -16,9 +16,9 @@ import re
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
-from smolbook.data import prepare
+from smolbook.data import PreparedData, prepare
 from smolbook.data.chat import KINDS
 from smolbook.errors import SmolbookError
 from smolbook.evaluate.lighteval_full import card_rows, model_card
@@ -27,8 +27,6 @@ from smolbook.evaluate.longcontext import cloze_at, reports
 from smolbook.registry import registered_checkpoints
 from smolbook.scales import Scale, get_scale
 
-if TYPE_CHECKING:
-    from smolbook.data import PreparedData
 
 LONG_CONTEXT = "long_context"
 CHAT = "chat"   # mean of the two modes' per-row correctness: the chain's verdicts read it

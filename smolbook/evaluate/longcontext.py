@@ -25,17 +25,16 @@ import random
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM
 
+from smolbook.data import PreparedData
 from smolbook.errors import SmolbookError
 from smolbook.evaluate import ruler
 from smolbook.scales import Scale, get_scale
 
-if TYPE_CHECKING:
-    from smolbook.data import PreparedData
 
 SUMMARY = "\n\nIn summary, "  # the query of the corpus' cloze evaluation (smolbook.data.text.cloze_eval)
 

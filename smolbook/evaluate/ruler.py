@@ -35,16 +35,15 @@ import random
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from smolbook.data import PreparedData
 from smolbook.errors import SmolbookError
 
-if TYPE_CHECKING:
-    from smolbook.data import PreparedData
 
 TASKS = ("single_needle", "multi_key", "multi_value", "variable_tracking")
 CONTEXT_MULTIPLES = (1, 2, 4, 8)

@@ -3,9 +3,9 @@
 chart, time per chapter)."""
 from __future__ import annotations
 
-from smolbook.report.card import STATUS_MARK, collect, register_cli, render_markdown, write_report
+from smolbook.report.card import STATUS_MARK, collect, format_value, register_cli, render_markdown, write_report
 from smolbook.report.charts import (chapter_seconds_chart, effect_summary, empirical_verdicts, verdict_chart,
                                     verdict_chart_rows)
 
 __all__ = ["STATUS_MARK", "chapter_seconds_chart", "collect", "effect_summary", "empirical_verdicts",
-           "register_cli", "render_markdown", "verdict_chart", "verdict_chart_rows", "write_report"]
+           "format_value", "register_cli", "render_markdown", "verdict_chart", "verdict_chart_rows", "write_report"]

@@ -55,10 +55,12 @@ def collect(run_dir: str | Path) -> dict[str, Any]:
             "chapters": chapters, "verdicts": verdicts, "verdict_counts": counts, "implementation_counts": impl}
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A recorded number as the report card writes it: floats to 4 significant digits, whole numbers with
+    thousands separators."""
     if isinstance(value, float):
         return f"{value:.4g}"
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
 
@@ -118,7 +120,7 @@ def render_markdown(card: dict[str, Any], charts: dict[str, str] | None = None) 
         if not ch["numbers"]:
             continue
         lines += ["", f"### {ch['name']}", "", "| number | value | unit | note |", "|---|---:|---|---|"]
-        lines += [f"| {_cell(k)} | {_fmt(n['value'])} | {_cell(n.get('unit', ''))} | {_cell(n.get('note', ''))} |"
+        lines += [f"| {_cell(k)} | {format_value(n['value'])} | {_cell(n.get('unit', ''))} | {_cell(n.get('note', ''))} |"
                   for k, n in ch["numbers"].items()]
     if card["versions"]:
         lines += ["", "## Versions", "", "| package | version |", "|---|---|"]

@@ -15,10 +15,10 @@ SEARCH_QUERY = "attention"
 SCREENSHOT_CHAPTERS = ("11",)
 
 
-def _notebook_of(run_dir: Path, page: Path) -> str:
-    """The executed notebook a chapter page shows ("11_sft.ipynb")."""
+def _notebooks_of(run_dir: Path) -> dict[str, str]:
+    """Each chapter page's file name -> the executed notebook it shows ("11_sft.ipynb")."""
     rendered = json.loads((run_dir / "site_src" / "pages.json").read_text())["pages"]
-    return (rendered.get(page.stem, {}).get("download") or {}).get("filename", "")
+    return {f"{slug}.html": p["download"]["filename"] for slug, p in rendered.items() if p.get("download")}
 
 
 def _chapter_pages(run_dir: Path) -> list[Path]:
@@ -62,8 +62,9 @@ def check_site(run_dir: str | os.PathLike | None = None, page: str | None = None
     if not chapter.exists():
         raise SmolbookError(f"no page {page} in {run_dir / 'site'}")
     shots = [(index, run_dir / "site_index.png"), (chapter, run_dir / "site_chapter.png")]
+    notebooks = _notebooks_of(run_dir)
     shots += [(c, run_dir / f"site_chapter_{n}.png") for n in SCREENSHOT_CHAPTERS for c in chapters
-              if _notebook_of(run_dir, c).startswith(f"{n}_") and c != chapter]
+              if notebooks.get(c.name, "").startswith(f"{n}_") and c != chapter]
     spec = {"index": index.as_uri(), "chapter": chapter.as_uri(), "pages": [p.as_uri() for p in [index, *chapters]],
             "chapters": [c.as_uri() for c in chapters],
             "shots": [{"url": p.as_uri(), "path": str(png)} for p, png in shots], "query": query}

@@ -17,7 +17,7 @@ import jinja2
 
 from smolbook.errors import SmolbookError
 from smolbook.recipe import ledger
-from smolbook.report import chapter_seconds_chart, collect, effect_summary, verdict_chart
+from smolbook.report import chapter_seconds_chart, collect, effect_summary, format_value, verdict_chart
 from smolbook.site.notebooks import caption, read_records
 from smolbook.site.search import search_index
 from smolbook.site.tools import SITE_DIR, node_tool
@@ -270,7 +270,7 @@ def _report(card: dict[str, Any], tree: list[dict[str, Any]], by_slug: dict[str,
             "claims": _verdict_groups(claims, chapters, anchors), "checks": _verdict_groups(checks, chapters, anchors),
             "check_counts": _counts(checks), "charts": charts,
             "ledger": {"rows": rows, "compared": len(compared), "agree": sum(bool(r.agrees) for r in compared)},
-            "numbers": [(c["name"], [(k, _value(n.get("value")), n.get("unit", "")) for k, n in c["numbers"].items()])
+            "numbers": [(c["name"], [(k, format_value(n.get("value")), n.get("unit", "")) for k, n in c["numbers"].items()])
                         for c in card.get("chapters", []) if c.get("numbers")],
             "versions": sorted(card.get("versions", {}).items())}
 
@@ -341,10 +341,6 @@ def write_pages(build: Path, out: Path, rendered: dict[str, Any], config: dict[s
         search.append((page["title"], _href(e["slug"], index), page["html"]))
     (out / "_static" / "search-index.js").write_text(search_index(search))
     return out / "index.html"
-
-
-def _value(x: Any) -> str:
-    return f"{x:.4g}" if isinstance(x, float) else f"{x:,}" if isinstance(x, int) and not isinstance(x, bool) else str(x)
 
 
 def _report_slug(config: dict[str, Any]) -> str | None:

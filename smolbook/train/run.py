@@ -22,11 +22,11 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from smolbook import cluster
 from smolbook.cluster import GPUS_PER_NODE, placement, recipe_nodes
-from smolbook.data import PretrainStream, prepare
+from smolbook.data import PreparedData, PretrainStream, prepare
 from smolbook.errors import SmolbookError
 from smolbook.fingerprint import library_hash
 from smolbook.model import build_model, load_with_rope, smollm3_config
@@ -40,8 +40,6 @@ from smolbook.train.loop import TrainResult, pretrain
 from smolbook.train.spec import EVALUATIONS, RunSpec
 from smolbook.train.trl import train_trl, trl_checkpoints
 
-if TYPE_CHECKING:
-    from smolbook.data import PreparedData
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 # accelerate configs: one GPU for ``small``; FSDP full-shard over SmolLM3DecoderLayer in bf16 for the 3B (``full``).
