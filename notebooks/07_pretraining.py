@@ -45,6 +45,7 @@ from smolbook import Chapter
 from smolbook.chapter import registered_checkpoints
 from smolbook.claims import Check, Claim
 from smolbook.data import prepare
+from smolbook.evaluate import copying
 from smolbook.model import count_parameters, smollm3_config
 from smolbook.scales import pretraining_shares
 from smolbook.train import RunSpec, ScheduleSpec, resolve_config, run, sweep
@@ -192,6 +193,21 @@ with torch.no_grad():
 sample = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
 print(f"prompt:     {prompt!r}\ncontinued:  {sample!r}")
 book.number("final checkpoint", str(path))
+
+# %% [markdown]
+# ## Does the model copy what it has just read?
+# A tool call passes a name or a number from the question into its arguments, so the model must copy a span it has
+# just read, the mechanism of an induction head. The probe: a passage of random in-distribution tokens, a gap of
+# held-out text, the same passage again, all within the training length. If the repeat is predicted no better than
+# the first occurrence, the model does not copy, and chapter 11's tool calls can name the right tool but cannot
+# carry a new argument.
+
+# %%
+copy = copying(model, data, s, seed=seed)
+print(f"copy probe, {copy['items']} passages of {copy['passage']} tokens: top-1 accuracy on the repeat "
+      f"{copy['repeat_accuracy']:.3f}, on the first occurrence {copy['first_accuracy']:.3f}")
+book.number("copy probe: top-1 on the repeat", round(copy["repeat_accuracy"], 4), note=f"{copy['items']} passages")
+book.number("copy probe: top-1 on the first occurrence", round(copy["first_accuracy"], 4))
 
 # %% [markdown]
 # **Verdict.** The implementation checks say whether the run followed the recipe's shape (three stages at the

@@ -169,6 +169,12 @@ book.savefig(fig, "per_domain_accuracy", headline=True,
 plt.show()
 
 # %% [markdown]
+# A tool call is matched on its name and its arguments. The name is one of three the template lists; the argument
+# (a held-out person, a held-out city, two numbers) has to be copied from the question, and chapter 07's copy probe
+# measures whether the pretrained model copies a span it has just read: where it does not, SFT teaches the call's
+# shape and tool name but not the copy, and tool-call match stays low however the budget is set.
+
+# %% [markdown]
 # ## Verdicts
 # The margins are fixed here, before the numbers above are read. Format adherence is compared with 09's model
 # (before SFT) in the same mode; think against no_think is paired by seed on the multi-step kinds; the teacher's

@@ -14,6 +14,7 @@ _LAZY = {
     "smolbook.evaluate.scoring": ("answer_matches", "extract_answer", "format_ok", "score_completion", "summarise",
                                   "tool_call_matches", "tool_call_valid"),
     "smolbook.evaluate.ifeval": ("ifeval_check", "ifeval_scores"),
+    "smolbook.evaluate.longcontext": ("copying",),
     "smolbook.evaluate.language": ("detect_language",),
     # lighteval: the book's tasks as custom tasks, run offline on any checkpoint (chapter 14, `smolbook eval`)
     "smolbook.evaluate.lighteval_run": ("evaluate_checkpoint",),

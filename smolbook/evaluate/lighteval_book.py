@@ -262,6 +262,11 @@ def arm_seeds(final_name: str, names: Sequence[str]) -> list[str]:
     return [name for _, name in seeded] or [final_name]
 
 
+def _without_seed(name: str) -> str:
+    """A checkpoint's name without its seed (``seed1-lc-64k`` and ``lc-64k`` are one stage of two seeds)."""
+    return re.sub(r"-?seed\d+-?", "-", name).strip("-")
+
+
 def stage_members(entries: Sequence[dict]) -> list[dict]:
     """The checkpoints of one chapter that stand for its stage seed by seed, in seed order: a sweep's run (with an
     ``arm`` in ``checkpoints.json``) brings its arm's checkpoint of every seed; a checkpoint without one, the
@@ -270,7 +275,11 @@ def stage_members(entries: Sequence[dict]) -> list[dict]:
     if final is None:
         return []
     if final.get("arm") is not None:
-        return sorted((e for e in entries if e.get("arm") == final["arm"]), key=lambda e: e.get("seed") or 0)
+        # An arm can hold several stages of one run (08's main arm: lc-32k and lc-64k of every seed); only the
+        # final's stage stands for the chapter, or two stages of one seed would count as two seeds.
+        stage = _without_seed(final["name"])
+        return sorted((e for e in entries if e.get("arm") == final["arm"] and _without_seed(e["name"]) == stage),
+                      key=lambda e: e.get("seed") or 0)
     by_name = {e["name"]: e for e in entries}
     return [by_name[n] for n in arm_seeds(final["name"], list(by_name))]
 

@@ -264,6 +264,21 @@ def reports(checkpoints: dict[str, Path], data: PreparedData, scale: str, length
     return out
 
 
+def copying(model: Any, data: PreparedData, scale: str | Scale, *, n: int = 32, seed: int = 0) -> dict[str, float]:
+    """Whether the model copies within its training length: a passage of random in-distribution tokens (an eighth
+    of the base length), a short gap of held-out text, the passage again; top-1 accuracy on the repeat against the
+    first occurrence (the control: what the model predicts without a copy to read). Copying a span it has just
+    read is what a tool call needs to pass a new name or number from the question into its arguments."""
+    L = get_scale(scale).seq_len
+    passage, prefix = max(8, L // 8), max(4, L // 16)
+    gap = max(0, L // 2 - 2 * passage - prefix)
+    hay = ruler.Haystack.from_data(data)
+    row = ruler.score_copy(model, ruler.copy_samples(hay, [gap], passage_len=passage, prefix_len=prefix, n=n, seed=seed),
+                           batch_size=8, progress=False)[0]
+    return {"repeat_accuracy": row["repeat_accuracy"], "first_accuracy": row["first_accuracy"],
+            "repeat_loss": row["repeat_loss"], "first_loss": row["first_loss"], "passage": passage, "items": n}
+
+
 def cloze_at(report: dict[str, Any], lengths: Sequence[int], key: str = "accuracy") -> float:
     """Mean of a cloze-at-a-distance column over the rows of ``lengths`` (rows the report could build)."""
     rows = [r for r in report["cloze"] if r["length"] in set(lengths)]

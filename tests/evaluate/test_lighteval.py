@@ -180,6 +180,12 @@ def test_win_rates_stage_values_and_pairing():
              for n, arm, k, final, v in (("mid-seed2", "mid", 2, False, 0.3), ("mid", "mid", 0, True, 0.1),
                                          ("mid-seed1", "mid", 1, False, 0.2), ("short-x-seed0", "x", 0, False, 0.9))]
     assert stage_values(swept, "c3", "t1") == [0.1, 0.2, 0.3]
+    # an arm that holds two stages of each seed (08's lc-32k then lc-64k): only the final's stage, one value a seed
+    staged = [{"label": n, "chapter": "c4", "name": n, "arm": "main", "seed": k, "chapter_final": n == "lc-64k", "t1": v}
+              for n, k, v in (("lc-32k", 0, 0.9), ("lc-64k", 0, 0.1), ("seed1-lc-32k", 1, 0.9),
+                              ("seed1-lc-64k", 1, 0.2), ("seed2-lc-64k", 2, 0.3))]
+    assert stage_values(staged, "c4", "t1") == [0.1, 0.2, 0.3]
+    assert stage_values(staged[:2], "c4", "t1") == [0.1]       # only seed 0 evaluated: one common start
 
 
 def test_registered_checkpoints_are_evaluated_once_per_folder(pretrained_run):

@@ -98,3 +98,16 @@ def test_plot_report_draws_the_panels_asked_for_over_the_lengths_reports_share()
     plt.close(fig)
     with pytest.raises(SmolbookError, match="unknown panel"):
         plot_report({"b": [rep([64], True)]}, panels=("cloze", "ruler"))
+
+
+def test_copying_tells_a_model_that_copies_from_one_that_does_not(smoke_data):
+    from smolbook.evaluate.longcontext import copying
+    from smolbook.model import build_model, smollm3_config
+    from tests.evaluate.test_ruler import InductionOracle
+
+    untrained = build_model(smollm3_config("smoke", tokenizer=smoke_data.tokenizer), 0)
+    cold = copying(untrained, smoke_data, "smoke", n=4)
+    hot = copying(InductionOracle(len(smoke_data.tokenizer)), smoke_data, "smoke", n=4)
+    assert cold["items"] == hot["items"] == 4 and cold["passage"] == 8   # an eighth of smoke's 64, at least 8
+    assert hot["repeat_accuracy"] > 0.8 > hot["first_accuracy"]
+    assert cold["repeat_accuracy"] < 0.5 and untrained.training
