@@ -43,8 +43,8 @@ def test_spec_round_trips_through_yaml(tmp_path):
 def test_budget_defaults_come_from_the_scale_and_the_recipe():
     pre = RunSpec(chapter="07_pretraining", name="pretrain", scale="tiny")
     c = resolve_config(pre)
-    assert (c.steps, c.warmup_steps, c.schedule) == (720, 30, "wsd")
-    assert round(c.decay_fraction * c.steps) == 720 - 640  # exactly the decay stage
+    assert (c.steps, c.warmup_steps, c.schedule) == (488, 30, "wsd")
+    assert round(c.decay_fraction * c.steps) == 488 - 434  # exactly the decay stage
     lc = RunSpec(chapter="08_long_context", name="lc", phase="lc-32k", scale="tiny",
                  model=ModelSpec(checkpoint="chapter:07_pretraining", rope_theta=THETA))
     b = budget_of(lc)
